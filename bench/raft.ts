@@ -25,21 +25,32 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { EntryType, type Message, MemoryStorage, RaftNode, type Ready, Role } from "../src/raft/index.ts";
+import { EntryType, MemoryStorage, type Message, RaftNode, type Ready, Role } from "../src/raft/index.ts";
 
 // ---- options ---------------------------------------------------------------
 
+type Mode = "propose" | "proposeBatch";
+
 interface Options {
+  modes: Mode[];
   batches: number[];
   runs: number;
-  entries: number;
+  /** Entries proposed per run, by mode (per-proposal runs are slower, so shorter). */
+  entries: Record<Mode, number>;
   /** A run stops proposing after this many ms even if `entries` is not reached. */
   maxRunMs: number;
   writeResults: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { batches: [64, 256, 1024], runs: 5, entries: 200_000, maxRunMs: 4000, writeResults: false };
+  const o: Options = {
+    modes: ["propose", "proposeBatch"],
+    batches: [64, 256, 1024],
+    runs: 5,
+    entries: { propose: 100_000, proposeBatch: 500_000 },
+    maxRunMs: 4000,
+    writeResults: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): number => {
@@ -49,11 +60,17 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === "--quick") {
       o.runs = 1;
-      o.entries = 50_000;
+      o.entries = { propose: 30_000, proposeBatch: 100_000 };
     } else if (a === "--batch") o.batches = [next()];
-    else if (a === "--runs") o.runs = next();
-    else if (a === "--entries") o.entries = next();
-    else if (a === "--max-run-ms") o.maxRunMs = next();
+    else if (a === "--mode") {
+      const m = argv[++i];
+      if (m !== "propose" && m !== "proposeBatch") throw new Error("--mode is propose or proposeBatch");
+      o.modes = [m];
+    } else if (a === "--runs") o.runs = next();
+    else if (a === "--entries") {
+      const n = next();
+      o.entries = { propose: n, proposeBatch: n };
+    } else if (a === "--max-run-ms") o.maxRunMs = next();
     else if (a === "--write-results") o.writeResults = true;
     else throw new Error(`unknown option ${a}`);
   }
@@ -217,7 +234,7 @@ function makePayloads(n: number): Uint8Array[] {
 
 const PAYLOADS = makePayloads(4096);
 
-function run(batch: number, total: number, maxRunMs: number, seed: number): RunResult {
+function run(mode: Mode, batch: number, total: number, maxRunMs: number, seed: number): RunResult {
   const c = new Cluster(seed);
   const leader = c.elect(1);
   // Let the no-op commit and everything settle before timing.
@@ -231,9 +248,20 @@ function run(batch: number, total: number, maxRunMs: number, seed: number): RunR
   let p = 0;
   while (proposed < total) {
     const n = Math.min(batch, total - proposed);
-    for (let k = 0; k < n; k++) {
-      c.take(leader, leader.node.propose(PAYLOADS[p]!));
-      p = (p + 1) & 4095;
+    if (mode === "propose") {
+      // One propose() per command: each hands back a Ready, queued in order.
+      for (let k = 0; k < n; k++) {
+        c.take(leader, leader.node.propose(PAYLOADS[p]!));
+        p = (p + 1) & 4095;
+      }
+    } else {
+      // One proposeBatch() for the whole turn: one append, one broadcast.
+      const datas: Uint8Array[] = new Array(n);
+      for (let k = 0; k < n; k++) {
+        datas[k] = PAYLOADS[p]!;
+        p = (p + 1) & 4095;
+      }
+      c.take(leader, leader.node.proposeBatch(datas));
     }
     proposed += n;
     c.drain();
@@ -286,6 +314,7 @@ function machine(): string {
 }
 
 interface Row {
+  mode: Mode;
   batch: number;
   perSec: number;
   min: number;
@@ -297,12 +326,12 @@ interface Row {
 
 function table(rows: Row[], runs: number): string {
   const lines = [
-    `| batch | committed entries/s (median of ${runs}) | min | max | heap bytes allocated / entry | GCs / run | messages / entry |`,
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    `| API | batch | committed entries/s (median of ${runs}) | min | max | heap bytes allocated / entry | GCs / run | messages / entry |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.batch} | ${fmt(r.perSec)} | ${fmt(r.min)} | ${fmt(r.max)} | ${fmt(r.bytesPerEntry)} | ${fmt(r.gcsPerRun)} | ${r.msgsPerEntry.toFixed(3)} |`,
+      `| ${r.mode} | ${r.batch} | ${fmt(r.perSec)} | ${fmt(r.min)} | ${fmt(r.max)} | ${fmt(r.bytesPerEntry)} | ${fmt(r.gcsPerRun)} | ${r.msgsPerEntry.toFixed(3)} |`,
     );
   }
   return lines.join("\n");
@@ -331,52 +360,65 @@ function main(): void {
   const o = parseArgs(process.argv.slice(2));
   const started = performance.now();
   console.log(`raft bench: 3 nodes in-process, ${PAYLOAD_BYTES}-byte proposals; ${machine()}`);
-  console.log(`batches ${o.batches.join(", ")}; ${o.runs} run(s) of ${fmt(o.entries)} entries each`);
-  // Warm up the JIT on a short run.
-  run(256, Math.min(20_000, o.entries), o.maxRunMs, 999);
+  console.log(
+    `modes ${o.modes.join(", ")}; batches ${o.batches.join(", ")}; ${o.runs} run(s) each of ` +
+      o.modes.map((m) => `${fmt(o.entries[m])} entries (${m})`).join(", "),
+  );
+  // Warm up the JIT on short runs.
+  for (const mode of o.modes) run(mode, 256, Math.min(20_000, o.entries[mode]), o.maxRunMs, 999);
   const rows: Row[] = [];
   let seed = 1;
-  for (const batch of o.batches) {
-    const rs: RunResult[] = [];
-    for (let r = 0; r < o.runs; r++) {
-      const res = run(batch, o.entries, o.maxRunMs, seed++);
-      rs.push(res);
-      console.log(
-        `  batch ${String(batch).padStart(5)} run ${r + 1}/${o.runs}: ${fmt(res.perSec).padStart(10)} entries/s ` +
-          `(${fmt(res.entries)} in ${res.ms.toFixed(0)} ms), ${fmt(res.bytesPerEntry)} B/entry, ${res.gcs} GCs`,
-      );
+  for (const mode of o.modes) {
+    for (const batch of o.batches) {
+      const rs: RunResult[] = [];
+      for (let r = 0; r < o.runs; r++) {
+        const res = run(mode, batch, o.entries[mode], o.maxRunMs, seed++);
+        rs.push(res);
+        console.log(
+          `  ${mode.padEnd(12)} batch ${String(batch).padStart(5)} run ${r + 1}/${o.runs}: ` +
+            `${fmt(res.perSec).padStart(10)} entries/s (${fmt(res.entries)} in ${res.ms.toFixed(0)} ms), ` +
+            `${fmt(res.bytesPerEntry)} B/entry, ${res.gcs} GCs`,
+        );
+      }
+      rows.push(summarise(mode, batch, rs));
     }
-    const per = rs.map((r) => r.perSec);
-    rows.push({
-      batch,
-      perSec: median(per),
-      min: Math.min(...per),
-      max: Math.max(...per),
-      bytesPerEntry: median(rs.map((r) => r.bytesPerEntry)),
-      gcsPerRun: median(rs.map((r) => r.gcs)),
-      msgsPerEntry: median(rs.map((r) => r.msgsPerEntry)),
-    });
   }
   const best = rows.reduce((a, b) => (b.perSec > a.perSec ? b : a));
   const t = table(rows, o.runs);
   console.log("");
   console.log(t);
   console.log("");
-  console.log(`best batch ${best.batch}; total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `best: ${best.mode} batch ${best.batch}; total ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   if (o.writeResults) {
     const section = [
-      `Command: \`npm run bench:raft\` (\`tsx bench/raft.ts\`)  `,
+      "Command: `npm run bench:raft -- --write-results` (`tsx bench/raft.ts`)  ",
       `Machine: ${machine()}  `,
       `Date: ${new Date().toISOString()}`,
       "",
       t,
       "",
-      `Best: batch ${best.batch}, **${fmt(best.perSec)} committed entries/s** (median).`,
+      `Best: ${best.mode}, batch ${best.batch}: **${fmt(best.perSec)} committed entries/s** (median of ${o.runs}).`,
     ].join("\n");
     writeResults(section);
     console.log("wrote bench/RESULTS.md");
   }
   console.log(`${Math.round(best.perSec)} committed entries/s`);
+}
+
+function summarise(mode: Mode, batch: number, rs: RunResult[]): Row {
+  const per = rs.map((r) => r.perSec);
+  return {
+    mode,
+    batch,
+    perSec: median(per),
+    min: Math.min(...per),
+    max: Math.max(...per),
+    bytesPerEntry: median(rs.map((r) => r.bytesPerEntry)),
+    gcsPerRun: median(rs.map((r) => r.gcs)),
+    msgsPerEntry: median(rs.map((r) => r.msgsPerEntry)),
+  };
 }
 
 main();

@@ -2,6 +2,7 @@
 // tail, and its cursors: committed (known committed), applying (handed out to
 // apply), applied (acknowledged by advance). committed >= applying >= applied.
 
+import { checksumOk } from "./crc32c.ts";
 import { RaftError } from "./errors.ts";
 import type { Storage } from "./storage.ts";
 import { type Entry, entryWireSize, type Snapshot } from "./types.ts";
@@ -153,7 +154,7 @@ export class RaftLog {
     const lo = Math.max(this.applying + 1, this.firstIndex());
     const hi = this.committed + 1;
     if (lo >= hi) return [];
-    return this.slice(lo, hi, maxBytes);
+    return this.slice(lo, hi, maxBytes, true);
   }
 
   /** Entries from i on, at most maxBytes of them (at least one). */
@@ -163,8 +164,12 @@ export class RaftLog {
     return this.slice(i, last + 1, maxBytes);
   }
 
-  /** Entries in [lo, hi); throws COMPACTED when lo is before the first index. */
-  slice(lo: number, hi: number, maxBytes: number): Entry[] {
+  /**
+   * Entries in [lo, hi); throws COMPACTED when lo is before the first index.
+   * With `verify`, entries read back from storage are checked against their
+   * checksums (entries still in memory were checked when received or made).
+   */
+  slice(lo: number, hi: number, maxBytes: number, verify = false): Entry[] {
     const first = this.firstIndex();
     if (lo < first) throw new RaftError("COMPACTED", `slice(${lo}): compacted before ${first}`);
     if (hi > this.lastIndex() + 1)
@@ -174,6 +179,16 @@ export class RaftLog {
     let out: Entry[] = [];
     if (lo < uoff) {
       const stored = this.storage.entries(lo, Math.min(hi, uoff), maxBytes);
+      if (verify) {
+        for (const e of stored) {
+          if (!checksumOk(e)) {
+            throw new RaftError(
+              "CORRUPT_ENTRY",
+              `entry ${e.index} (term ${e.term}) read from storage fails its checksum`,
+            );
+          }
+        }
+      }
       if (stored.length < Math.min(hi, uoff) - lo) return stored;
       out = stored;
     }

@@ -4,7 +4,6 @@
 
 import { encodeConfChange } from "./confchange.ts";
 import { type RaftConfig, resolveConfig } from "./config.ts";
-import { checksumOk } from "./crc32c.ts";
 import { RaftError } from "./errors.ts";
 import type { ProgressState } from "./progress.ts";
 import { Raft } from "./raft.ts";
@@ -160,14 +159,6 @@ export class RaftNode {
     // automatic leave of a joint config) and send, which this Ready then carries.
     const committedEntries = log.nextCommittedEnts(r.cfg.maxCommittedBytesPerReady);
     if (committedEntries.length > 0) {
-      for (const e of committedEntries) {
-        if (!checksumOk(e)) {
-          throw new RaftError(
-            "CORRUPT_ENTRY",
-            `entry ${e.index} (term ${e.term}) fails its checksum before apply`,
-          );
-        }
-      }
       log.applying = committedEntries[committedEntries.length - 1]!.index;
       for (const e of committedEntries) if (e.type === EntryType.ConfChange) r.applyConfChangeEntry(e);
       r.reduceUncommittedSize(committedEntries);

@@ -5,6 +5,8 @@ import type { NodeId } from "./types.ts";
 
 export type VoteResult = "won" | "lost" | "pending";
 
+let scratch = new Float64Array(16);
+
 /**
  * The largest index acknowledged by a majority of `voters`. An empty config
  * commits everything (so that a joint config's empty half never holds back).
@@ -15,10 +17,20 @@ export function majorityCommitted(voters: ReadonlySet<NodeId>, matchOf: (id: Nod
   if (n === 1) {
     for (const id of voters) return matchOf(id);
   }
-  const matches: number[] = [];
-  for (const id of voters) matches.push(matchOf(id));
-  matches.sort((a, b) => b - a);
-  return matches[Math.floor(n / 2)]!;
+  // Insertion sort (descending) into a reused buffer: voter sets are small and
+  // this runs on every acknowledgement.
+  if (scratch.length < n) scratch = new Float64Array(n * 2);
+  let k = 0;
+  for (const id of voters) {
+    const v = matchOf(id);
+    let j = k++;
+    while (j > 0 && scratch[j - 1]! < v) {
+      scratch[j] = scratch[j - 1]!;
+      j--;
+    }
+    scratch[j] = v;
+  }
+  return scratch[Math.floor(n / 2)]!;
 }
 
 export function majorityVote(voters: ReadonlySet<NodeId>, votes: ReadonlyMap<NodeId, boolean>): VoteResult {

@@ -62,7 +62,8 @@ export class Unstable {
     const t = this.maybeTerm(index);
     if (t === undefined || t !== term || index < this.offset) return false;
     const n = index + 1 - this.offset;
-    this.entries = n >= this.entries.length ? [] : this.entries.slice(n);
+    if (n >= this.entries.length) this.entries = [];
+    else this.entries.splice(0, n); // in place: no copy of the remaining tail
     this.offset = index + 1;
     this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
     return true;
