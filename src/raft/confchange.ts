@@ -168,7 +168,11 @@ function check(c: TrackerConfig): void {
 /** Binary form of a ConfChange, the data of an EntryType.ConfChange entry. */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   const ctx = cc.context ?? new Uint8Array();
-  const buf = new Uint8Array(1 + 1 + 4 + cc.changes.length * 9 + 4 + ctx.length);
+  const b = cc.base;
+  const baseBytes = b
+    ? 1 + 4 * 4 + 8 * (b.voters.length + b.learners.length + b.votersOutgoing.length + b.learnersNext.length)
+    : 0;
+  const buf = new Uint8Array(1 + 1 + 4 + cc.changes.length * 9 + 4 + ctx.length + baseBytes);
   const dv = new DataView(buf.buffer);
   let o = 0;
   dv.setUint8(o++, 1); // version
@@ -183,6 +187,18 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   dv.setUint32(o, ctx.length);
   o += 4;
   buf.set(ctx, o);
+  o += ctx.length;
+  if (b) {
+    dv.setUint8(o++, b.autoLeave ? 1 : 0);
+    for (const ids of [b.voters, b.learners, b.votersOutgoing, b.learnersNext]) {
+      dv.setUint32(o, ids.length);
+      o += 4;
+      for (const id of ids) {
+        dv.setFloat64(o, id);
+        o += 8;
+      }
+    }
+  }
   return buf;
 }
 
@@ -204,8 +220,30 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   }
   const len = dv.getUint32(o);
   o += 4;
-  if (data.length !== o + len) throw bad();
+  if (data.length < o + len) throw bad();
   const cc: ConfChange = { changes, context: data.slice(o, o + len) };
+  o += len;
   if (explicitLeave) cc.explicitLeave = true;
+  if (o < data.length) {
+    const autoLeave = dv.getUint8(o++) === 1;
+    const lists: number[][] = [];
+    for (let k = 0; k < 4; k++) {
+      if (data.length < o + 4) throw bad();
+      const count = dv.getUint32(o);
+      o += 4;
+      if (data.length < o + count * 8) throw bad();
+      const ids: number[] = [];
+      for (let i = 0; i < count; i++, o += 8) ids.push(dv.getFloat64(o));
+      lists.push(ids);
+    }
+    if (o !== data.length) throw bad();
+    cc.base = {
+      voters: lists[0]!,
+      learners: lists[1]!,
+      votersOutgoing: lists[2]!,
+      learnersNext: lists[3]!,
+      autoLeave,
+    };
+  }
   return cc;
 }

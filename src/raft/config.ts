@@ -76,8 +76,9 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   if (!(r.maxSizePerMsg >= 1)) throw bad("maxSizePerMsg must be >= 1");
   if (!(r.maxSnapshotChunkBytes >= 1)) throw bad("maxSnapshotChunkBytes must be >= 1");
   if (!(r.maxCommittedBytesPerReady >= 1)) throw bad("maxCommittedBytesPerReady must be >= 1");
-  // Lease reads trust that no other leader exists within an election timeout; only
-  // CheckQuorum makes a partitioned leader step down in that time (B60).
+  // Lease reads trust that no other leader can be elected while a quorum's votes
+  // are held by the leader's lease; only with CheckQuorum do voters refuse votes
+  // while they hear from a live leader (B60). See Raft.leaseValid.
   if (r.readOnlyOption === "lease" && !r.checkQuorum)
     throw bad("readOnlyOption 'lease' requires checkQuorum");
   return r;

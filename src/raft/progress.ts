@@ -77,6 +77,8 @@ export class Progress {
   snapshotSend: SnapshotSend | undefined;
   /** Heard from within the current election timeout (CheckQuorum, B50). */
   recentActive = false;
+  /** The leader's tick at which it sent the latest heartbeat this follower acknowledged. */
+  heartbeatAckTick = 0;
   /** Probe state: an append is in flight; wait for its answer or a heartbeat. */
   msgAppFlowPaused = false;
   isLearner: boolean;

@@ -76,6 +76,8 @@ export class Raft {
   /** The term last handed out in a Ready's hard state and acknowledged (durable). */
   durableTerm = 0;
 
+  /** Ticks since this node started: the leader's clock for read leases. */
+  tickCount = 0;
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
@@ -247,7 +249,8 @@ export class Raft {
       if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to hold (B43).
       const commit = Math.min(pr.match, this.log.committed);
-      this.send(newMessage(MessageType.Heartbeat, { to: id, commit, context }));
+      // `index` carries our clock; the echo tells when a quorum last confirmed us (lease reads).
+      this.send(newMessage(MessageType.Heartbeat, { to: id, commit, context, index: this.tickCount }));
     }
   }
 
@@ -376,6 +379,7 @@ export class Raft {
   // ---- ticks -------------------------------------------------------------------
 
   tick(): void {
+    this.tickCount++;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -582,6 +586,7 @@ export class Raft {
 
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    if (m.index <= this.tickCount && m.index > pr.heartbeatAckTick) pr.heartbeatAckTick = m.index;
     pr.msgAppFlowPaused = false;
     if (
       pr.state !== ProgressState.Snapshot &&
@@ -724,7 +729,7 @@ export class Raft {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(newMessage(MessageType.HeartbeatResp, { to: m.from, context: m.context }));
+    this.send(newMessage(MessageType.HeartbeatResp, { to: m.from, context: m.context, index: m.index }));
   }
 
   private handleSnapshot(m: Message): void {
@@ -828,6 +833,7 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       return new RaftError("PROPOSAL_DROPPED", `leadership is being transferred to ${this.leadTransferee}`); // B64
     }
+    let toAppend = entries;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.type !== EntryType.ConfChange) continue;
@@ -849,8 +855,11 @@ export class Raft {
         return err as RaftError;
       }
       this.pendingConfIndex = this.log.lastIndex() + i + 1;
+      // Stamp the configuration the change applies to (see ConfChange.base).
+      if (toAppend === entries) toAppend = entries.slice();
+      toAppend[i] = { ...e, data: encodeConfChange({ ...cc, base: this.trk.confState() }) };
     }
-    const err = this.appendEntries(entries, false);
+    const err = this.appendEntries(toAppend, false);
     if (err) return err;
     this.bcastAppend();
     return undefined;
@@ -903,8 +912,24 @@ export class Raft {
     this.serveReadIndex(m);
   }
 
+  /**
+   * Whether this leader's lease still holds: a quorum acknowledged a heartbeat
+   * sent less than electionTick - 2 ticks ago, so no voter of that quorum can
+   * have voted for anyone else yet (a voter ignores votes for electionTick ticks
+   * after hearing from its leader, B18; the 2 ticks cover tick phase offsets).
+   * A transfer voids it: TimeoutNow campaigns ignore leases. Assumes tick rates
+   * that do not drift apart by more than that margin.
+   */
+  leaseValid(): boolean {
+    if (this.leadTransferee !== NONE) return false;
+    const confirmed = this.trk.committedBy((id) =>
+      id === this.id ? this.tickCount : (this.trk.progress.get(id)?.heartbeatAckTick ?? 0),
+    );
+    return this.tickCount - confirmed < this.cfg.electionTick - 2;
+  }
+
   private serveReadIndex(m: Message): void {
-    if (this.cfg.readOnlyOption === "lease") {
+    if (this.cfg.readOnlyOption === "lease" && this.leaseValid()) {
       this.respondRead(m.from, this.log.committed, m.context);
       return;
     }
@@ -983,6 +1008,12 @@ export class Raft {
     let cc: ConfChange;
     try {
       cc = decodeConfChange(e.data);
+      const c = this.trk.config;
+      if (cc.base && c.voters.size === 0 && c.votersOutgoing.size === 0) {
+        // A node that joined with no configuration learns it from the leader's stamp.
+        const base = configFromConfState(cc.base);
+        this.switchToConfig(base, this.buildProgress(base));
+      }
       const r = applyConfChange(this.changerContext(), cc);
       this.switchToConfig(r.config, r.progress);
     } catch (err) {
@@ -1022,7 +1053,7 @@ export class Raft {
       this.trk.isJoint() &&
       this.log.applying >= this.pendingConfIndex
     ) {
-      const data = encodeConfChange({ changes: [] });
+      const data = encodeConfChange({ changes: [], base: this.trk.confState() });
       this.pendingConfIndex = this.log.lastIndex() + 1;
       this.appendEntries([{ type: EntryType.ConfChange, data }], true);
       this.bcastAppend();

@@ -89,7 +89,12 @@ export class ProgressTracker {
 
   /** The largest index committed by the configuration's quorum(s). */
   committed(): number {
-    return jointCommitted(this.joint(), (id) => this.progress.get(id)?.match ?? 0);
+    return this.committedBy((id) => this.progress.get(id)?.match ?? 0);
+  }
+
+  /** The largest value that a quorum of voters has reached (by `metric`). */
+  committedBy(metric: (id: NodeId) => number): number {
+    return jointCommitted(this.joint(), metric);
   }
 
   quorumActive(self: NodeId): boolean {

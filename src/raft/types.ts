@@ -74,6 +74,12 @@ export interface ConfChange {
   explicitLeave?: boolean;
   /** Opaque bytes for the application (e.g. the new member's addresses). */
   context?: Uint8Array;
+  /**
+   * The configuration the change applies to, stamped by the leader when it
+   * appends the entry. A node that joined with no configuration adopts it, so a
+   * joiner replaying the log learns the whole membership, not just the change.
+   */
+  base?: ConfState;
 }
 
 export enum MessageType {
