@@ -86,6 +86,7 @@ export class Cluster {
     while (next) {
       if (m.hold) {
         for (const msg of next.immediateMessages) this.send(msg);
+        next.immediateMessages = [];
         m.held.push(next);
         return;
       }
@@ -112,11 +113,13 @@ export class Cluster {
   release(id: number): void {
     const m = this.get(id);
     m.hold = false;
-    const held = m.held;
+    // Advance in the order received: a Ready returned by advance() goes behind
+    // the ones still held.
+    const queue = m.held;
     m.held = [];
-    for (const rd of held) {
-      let next = this.process(m, rd);
-      while (next) next = this.process(m, next);
+    while (queue.length > 0) {
+      const next = this.process(m, queue.shift()!);
+      if (next) queue.push(next);
     }
   }
 
