@@ -1,0 +1,106 @@
+// `raftbus dev` (what `npm start` runs): a local cluster in one command. Starts
+// one `raftbus node` process per member, waits until they agree on a leader
+// (showing progress), prints the URLs and examples, and stops them all cleanly
+// on Ctrl-C.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../../bin/raftbus.js", import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+export interface DevOptions {
+  dataDir: string;
+  nodes: number;
+}
+
+export async function runDev(o: DevOptions): Promise<void> {
+  if (!Number.isSafeInteger(o.nodes) || o.nodes < 1 || o.nodes > 9) throw new Error("--nodes must be 1..9");
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const ids = Array.from({ length: o.nodes }, (_, i) => i + 1);
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write("\nstopping the cluster...\n");
+    const exits = [...children.values()].map(
+      (c) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once("exit", () => r()))),
+    );
+    for (const c of children.values()) c.kill("SIGTERM");
+    const deadline = setTimeout(() => {
+      for (const c of children.values()) if (c.exitCode === null) c.kill("SIGKILL");
+    }, 12_000);
+    await Promise.all(exits);
+    clearTimeout(deadline);
+    process.stdout.write("stopped.\n");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stopAll(0));
+  process.on("SIGTERM", () => void stopAll(0));
+
+  for (const id of ids) {
+    const peers = ids
+      .filter((p) => p !== id)
+      .map((p) => `${p}=127.0.0.1:${9090 + p}`)
+      .join(",");
+    const args = [BIN, "node", "--id", String(id), "--data-dir", join(dataDir, String(id))];
+    args.push("--http", `127.0.0.1:${8080 + id}`, "--raft", `127.0.0.1:${9090 + id}`);
+    if (peers) args.push("--peers", peers);
+    const logPath = join(dataDir, `node-${id}.log`);
+    const logFile = createWriteStream(logPath, { flags: "a" });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    child.stdout?.pipe(logFile);
+    child.stderr?.pipe(logFile);
+    child.on("exit", (code, signal) => {
+      if (!stopping) {
+        process.stderr.write(`node ${id} exited (${signal ?? code}); see ${logPath}\n`);
+        void stopAll(1);
+      }
+    });
+    children.set(id, child);
+  }
+
+  process.stdout.write(`starting ${o.nodes} nodes (data and logs under ${dataDir})\n`);
+  const t0 = Date.now();
+  let leader: number | null = null;
+  while (!stopping && Date.now() - t0 < READY_TIMEOUT_MS) {
+    const states = await Promise.all(ids.map((id) => probe(8080 + id)));
+    const ready = states.filter((s) => s.ready).length;
+    leader = states.find((s) => s.leaderId)?.leaderId ?? null;
+    process.stdout.write(`\r  ${ready}/${o.nodes} ready, leader: ${leader ?? "electing..."}   `);
+    if (ready === o.nodes) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (stopping) return;
+  if (leader === null) {
+    process.stderr.write(`\ncluster did not become ready in ${READY_TIMEOUT_MS / 1000} s; see the logs\n`);
+    await stopAll(1);
+    return;
+  }
+  const urls = ids
+    .map((id) => `  node ${id}: http://127.0.0.1:${8080 + id}  (raft 127.0.0.1:${9090 + id})`)
+    .join("\n");
+  process.stdout.write(
+    `\n\nraftbus dev cluster is up in ${((Date.now() - t0) / 1000).toFixed(1)} s, leader is node ${leader}\n${urls}\n\n` +
+      "try:\n" +
+      "  curl -s localhost:8081/v1/cluster\n" +
+      "  curl -s -XPOST localhost:8082/internal/ledger -H 'content-type: application/json' -d '{\"hello\":\"raftbus\"}'\n" +
+      "  curl -s 'localhost:8083/internal/ledger?from=0'\n\n" +
+      "Ctrl-C stops all nodes.\n",
+  );
+}
+
+async function probe(port: number): Promise<{ ready: boolean; leaderId: number | null }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
+    const body = (await res.json()) as { ready?: boolean; leaderId?: number | null };
+    return { ready: res.status === 200, leaderId: body.leaderId ?? null };
+  } catch {
+    return { ready: false, leaderId: null };
+  }
+}

@@ -1,0 +1,53 @@
+// The raftbus command line.
+
+import { Command, Option } from "commander";
+import { runDev } from "./dev-command.ts";
+import { runNode } from "./node-command.ts";
+import { OptionError, resolveNodeOptions } from "./options.ts";
+
+const program = new Command();
+program.name("raftbus").description("A replicated, append-only log and event bus.").version("0.1.0");
+
+program
+  .command("node")
+  .description("run one cluster member (every flag also reads RAFTBUS_<FLAG> from the environment)")
+  .addOption(new Option("--id <n>", "this node's id, a positive integer (RAFTBUS_ID)"))
+  .addOption(new Option("--data-dir <dir>", "where the node persists everything (RAFTBUS_DATA_DIR)"))
+  .addOption(new Option("--http <host:port>", "HTTP API address (RAFTBUS_HTTP)"))
+  .addOption(new Option("--raft <host:port>", "peer listen address (RAFTBUS_RAFT)"))
+  .addOption(new Option("--peers <list>", "other initial voters: id=host:port,... (RAFTBUS_PEERS)"))
+  .addOption(new Option("--join", "start empty and wait to be added to an existing cluster (RAFTBUS_JOIN)"))
+  .addOption(new Option("--cluster-id <name>", "refuse peers of another cluster (RAFTBUS_CLUSTER_ID)"))
+  .addOption(
+    new Option("--cluster-secret <secret>", "peers must prove they know it (RAFTBUS_CLUSTER_SECRET)"),
+  )
+  .addOption(new Option("--auth-token <token>", "bearer token required on /v1 (RAFTBUS_AUTH_TOKEN)"))
+  .addOption(new Option("--tick-ms <ms>", "Raft tick interval (RAFTBUS_TICK_MS, default 50)"))
+  .addOption(
+    new Option("--election-ticks <n>", "election timeout in ticks (RAFTBUS_ELECTION_TICKS, default 10)"),
+  )
+  .addOption(
+    new Option("--snapshot-entries <n>", "snapshot and compact every n entries (RAFTBUS_SNAPSHOT_ENTRIES)"),
+  )
+  .addOption(new Option("--log-level <level>", "pino log level (RAFTBUS_LOG_LEVEL, default info)"))
+  .action(async (flags: Record<string, string | boolean | undefined>) => {
+    await runNode(resolveNodeOptions(flags));
+  });
+
+program
+  .command("dev")
+  .description("run a local 3-node cluster (http 8081-8083, raft 9091-9093, data under ./data)")
+  .option("--data <dir>", "data directory", "data")
+  .option("--nodes <n>", "number of nodes", "3")
+  .action(async (flags: { data: string; nodes: string }) => {
+    await runDev({ dataDir: flags.data, nodes: Number(flags.nodes) });
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof OptionError) {
+    process.stderr.write(`raftbus: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`raftbus: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+// Parsing of the node's flags and their RAFTBUS_* environment equivalents.
+
+export interface NodeOptions {
+  id: number;
+  dataDir: string;
+  http: string;
+  raft: string;
+  peers: Map<number, string>;
+  join: boolean;
+  clusterId: string;
+  clusterSecret: string | undefined;
+  authToken: string | undefined;
+  tickMs: number;
+  electionTicks: number;
+  snapshotEntries: number;
+  logLevel: string;
+}
+
+export class OptionError extends Error {}
+
+/** "host:port" with a numeric port; host may be a name, IPv4, or [IPv6]. */
+export function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(s.trim());
+  if (!m) throw new OptionError(`${what}: expected host:port, got "${s}"`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new OptionError(`${what}: port out of range in "${s}"`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+/** "2=127.0.0.1:9092,3=127.0.0.1:9093" */
+export function parsePeers(s: string, selfId: number): Map<number, string> {
+  const peers = new Map<number, string>();
+  for (const part of s
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new OptionError(`--peers: expected id=host:port, got "${part}"`);
+    const id = Number(part.slice(0, eq));
+    if (!Number.isSafeInteger(id) || id <= 0) throw new OptionError(`--peers: bad node id in "${part}"`);
+    if (id === selfId) throw new OptionError(`--peers: lists this node's own id ${id}`);
+    if (peers.has(id)) throw new OptionError(`--peers: node ${id} listed twice`);
+    const addr = part.slice(eq + 1);
+    parseHostPort(addr, "--peers");
+    peers.set(id, addr);
+  }
+  return peers;
+}
+
+type Raw = Record<string, string | boolean | undefined>;
+
+const env = (name: string): string | undefined => {
+  const v = process.env[`RAFTBUS_${name}`];
+  return v === undefined || v === "" ? undefined : v;
+};
+
+function int(v: string | undefined, what: string, min: number, def?: number): number {
+  if (v === undefined) {
+    if (def === undefined) throw new OptionError(`${what} is required`);
+    return def;
+  }
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new OptionError(`${what}: expected an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function resolveNodeOptions(raw: Raw): NodeOptions {
+  const get = (flag: string, envName: string): string | undefined => {
+    const v = raw[flag];
+    return typeof v === "string" ? v : env(envName);
+  };
+  const id = int(get("id", "ID"), "--id", 1);
+  const http = get("http", "HTTP") ?? `127.0.0.1:${8080 + id}`;
+  const raft = get("raft", "RAFT") ?? `127.0.0.1:${9090 + id}`;
+  parseHostPort(http, "--http");
+  parseHostPort(raft, "--raft");
+  const joinRaw = raw.join === true ? "true" : env("JOIN");
+  return {
+    id,
+    dataDir: get("dataDir", "DATA_DIR") ?? `data/${id}`,
+    http,
+    raft,
+    peers: parsePeers(get("peers", "PEERS") ?? "", id),
+    join: joinRaw === "true" || joinRaw === "1",
+    clusterId: get("clusterId", "CLUSTER_ID") ?? "raftbus",
+    clusterSecret: get("clusterSecret", "CLUSTER_SECRET"),
+    authToken: get("authToken", "AUTH_TOKEN"),
+    tickMs: int(get("tickMs", "TICK_MS"), "--tick-ms", 1, 50),
+    electionTicks: int(get("electionTicks", "ELECTION_TICKS"), "--election-ticks", 3, 10),
+    snapshotEntries: int(get("snapshotEntries", "SNAPSHOT_ENTRIES"), "--snapshot-entries", 10, 100_000),
+    logLevel: get("logLevel", "LOG_LEVEL") ?? "info",
+  };
+}
