@@ -52,6 +52,12 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest append in flight (after a heartbeat shows the follower is alive). */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.indexes[this.start]!);
+  }
+
   reset(): void {
     this.start = 0;
     this.count = 0;

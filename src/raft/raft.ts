@@ -470,6 +470,10 @@ export class Raft {
       case MessageType.PreVote:
         this.handleVoteRequest(m);
         return;
+      case MessageType.VoteResp:
+      case MessageType.PreVoteResp:
+        if (m.reject) this.learnCommitFromVoteResp(m);
+        break;
     }
     switch (this.role) {
       case Role.Leader:
@@ -499,8 +503,22 @@ export class Raft {
         this.vote = m.from;
       }
     } else {
-      this.send(newMessage(respType, { to: m.from, term: this.term, reject: true }));
+      // A refusal tells the candidate what we know is committed (see learnCommitFromVoteResp).
+      const commit = this.log.committed;
+      const logTerm = this.log.term(commit) ?? 0;
+      this.send(newMessage(respType, { to: m.from, term: this.term, reject: true, commit, logTerm }));
     }
+  }
+
+  /**
+   * A refused vote carries the voter's commit index and the term there. If our
+   * log has that entry, everything up to it is committed for us too (Log
+   * Matching). This frees a cluster where the only voter left has not learned
+   * that the change removing the others committed: its config still needs a
+   * removed node's vote, which that node refuses because its log is longer.
+   */
+  private learnCommitFromVoteResp(m: Message): void {
+    if (m.commit > this.log.committed && this.log.matchTerm(m.commit, m.logTerm)) this.log.commitTo(m.commit);
   }
 
   private stepLeader(m: Message): void {
@@ -548,6 +566,15 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    if (m.reject && pr.state === ProgressState.Snapshot) {
+      // B46: the follower could not install the snapshot: probe from its match,
+      // after the next heartbeat (a pause instead of retrying at once).
+      pr.pendingSnapshot = 0;
+      pr.becomeProbe();
+      pr.msgAppFlowPaused = true;
+      this.snapshotChunks.delete(m.from);
+      return;
+    }
     if (m.reject) {
       // Fast back-off (B24): jump to where the logs may match by term.
       let next = m.rejectHint;
@@ -558,15 +585,28 @@ export class Raft {
       }
       return;
     }
+    if (pr.state === ProgressState.Snapshot) {
+      // B46: the follower says where its log ends after the transfer. At or past
+      // the snapshot: it was installed (or not needed). Short of it: the install
+      // failed, so probe from its match. Either way appends resume, and if the
+      // log was compacted past it meanwhile, the next append starts a newer
+      // snapshot instead of stalling.
+      pr.maybeUpdate(m.index);
+      if (m.index < pr.pendingSnapshot) pr.pendingSnapshot = 0;
+      pr.becomeProbe();
+      this.snapshotChunks.delete(m.from);
+      if (pr.match + 1 >= this.log.firstIndex()) pr.becomeReplicate();
+      if (this.maybeCommit()) {
+        this.releasePendingReadIndexMessages();
+        this.bcastAppend();
+      } else this.sendAppend(m.from);
+      if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+      return;
+    }
     const wasPaused = pr.isPaused();
     if (pr.maybeUpdate(m.index) || (pr.match === m.index && pr.state === ProgressState.Probe)) {
       if (pr.state === ProgressState.Probe) pr.becomeReplicate();
-      else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.log.firstIndex()) {
-        // B46: an append ack at or past the snapshot ends the snapshot state.
-        pr.becomeProbe();
-        pr.becomeReplicate();
-        this.snapshotChunks.delete(m.from);
-      } else if (pr.state === ProgressState.Replicate) pr.inflights.freeLE(m.index);
+      else pr.inflights.freeLE(m.index);
 
       if (this.maybeCommit()) {
         this.releasePendingReadIndexMessages();
@@ -588,6 +628,9 @@ export class Raft {
     pr.recentActive = true;
     if (m.index <= this.tickCount && m.index > pr.heartbeatAckTick) pr.heartbeatAckTick = m.index;
     pr.msgAppFlowPaused = false;
+    // B38: if every append in the window was lost, the window stays full and no
+    // append would go out again; free one slot so the follower is probed.
+    if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (
       pr.state !== ProgressState.Snapshot &&
       (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe)
@@ -807,9 +850,10 @@ export class Raft {
       this.becomeFollower(this.term + 1, NONE);
       return false;
     }
+    // The snapshot's membership may not include us yet: a node added after the
+    // snapshot was taken installs it and then learns of its own addition from
+    // the entries that follow (etcd refuses here, which can wedge such a joiner).
     const cs = meta.conf;
-    const inConf = [...cs.voters, ...cs.learners, ...cs.votersOutgoing].includes(this.id);
-    if (!inConf) return false;
     if (this.log.matchTerm(meta.index, meta.term)) {
       // We already have the entries: just fast-forward the commit (B47).
       this.log.commitTo(meta.index);

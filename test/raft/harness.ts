@@ -52,7 +52,13 @@ export class Cluster {
     for (const id of ids) this.add(id, voters.includes(id) ? voters : []);
   }
 
-  add(id: number, peers: number[], storage = new MemoryStorage(), extra: ConfigOverrides = {}): Member {
+  add(
+    id: number,
+    peers: number[],
+    storage = new MemoryStorage(),
+    extra: ConfigOverrides = {},
+    applied: Entry[] = [],
+  ): Member {
     const node = new RaftNode({
       id,
       peers,
@@ -63,7 +69,7 @@ export class Cluster {
       ...this.overrides,
       ...extra,
     });
-    const m: Member = { id, node, storage, applied: [], readStates: [], held: [], hold: false };
+    const m: Member = { id, node, storage, applied, readStates: [], held: [], hold: false };
     this.members.set(id, m);
     this.handle(id, node.ready());
     return m;
@@ -214,9 +220,9 @@ export class Cluster {
     const old = this.get(id);
     const applied = old.applied.length > 0 ? old.applied[old.applied.length - 1]!.index : 0;
     const snapIndex = old.storage.snapshot().metadata.index;
-    const m = this.add(id, [], old.storage, { applied: Math.max(applied, snapIndex), ...extra });
-    m.applied = old.applied;
-    return m;
+    // The record of applied entries carries over (as a state machine's would),
+    // before the restarted node hands out its first Ready.
+    return this.add(id, [], old.storage, { applied: Math.max(applied, snapIndex), ...extra }, old.applied);
   }
 
   messagesOfType(t: MessageType): Message[] {
