@@ -1,54 +1,24 @@
-// `raftbus node`: one cluster member — LMDB storage, the TCP peer transport,
-// the Raft runtime and the HTTP API — with a clean shutdown on SIGTERM/SIGINT.
+// `raftbus node`: one cluster member, with a clean shutdown on SIGTERM/SIGINT.
 
-import { mkdirSync } from "node:fs";
 import pino from "pino";
-import { buildApp } from "../http/app.ts";
-import { LedgerStateMachine } from "../node/ledger.ts";
-import { Runtime } from "../node/runtime.ts";
-import { LmdbStorage } from "../storage/lmdb-storage.ts";
-import { TcpTransport } from "../transport/transport.ts";
-import { type NodeOptions, parseHostPort } from "./options.ts";
+import type { NodeOptions } from "./options.ts";
+import { startServer } from "./server.ts";
 
 /** Bound on a clean shutdown; past it the process exits anyway (API: within 10 s). */
 const SHUTDOWN_DEADLINE_MS = 9_000;
 
 export async function runNode(o: NodeOptions): Promise<void> {
   const logger = pino({ level: o.logLevel, base: { node: o.id } });
-  mkdirSync(o.dataDir, { recursive: true });
-  const storage = LmdbStorage.open(o.dataDir);
-  const ledger = new LedgerStateMachine(storage.env);
-  const transport = new TcpTransport({
-    nodeId: o.id,
-    clusterId: o.clusterId,
-    listen: o.raft,
-    peers: new Map(o.peers),
-    secret: o.clusterSecret,
-    logger,
-  });
-  await transport.start();
-  const runtime = new Runtime<number>({
-    id: o.id,
-    peers: o.peers,
-    self: { raft: o.raft, http: o.http },
-    join: o.join,
-    storage,
-    stateMachine: ledger,
-    transport,
-    logger,
-    tickMs: o.tickMs,
-    snapshotEntries: o.snapshotEntries,
-    raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
-  });
-  runtime.start();
-  const app = buildApp({ runtime, ledger, authToken: o.authToken });
-  const { host, port } = parseHostPort(o.http, "--http");
-  await app.listen({ host, port });
+  const server = await startServer(o, logger);
   logger.info(
-    { http: o.http, raft: o.raft, dataDir: o.dataDir, peers: Object.fromEntries(o.peers) },
+    {
+      http: server.httpAddress,
+      raft: server.raftAddress,
+      dataDir: o.dataDir,
+      peers: Object.fromEntries(o.peers),
+    },
     "node serving",
   );
-
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -60,8 +30,7 @@ export async function runNode(o: NodeOptions): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS);
     force.unref();
     try {
-      await app.close(); // stops accepting, waits for in-flight requests
-      await runtime.stop(); // waits for writes, flushes, closes transport and storage
+      await server.stop();
       logger.info({}, "stopped cleanly");
       process.exit(0);
     } catch (e) {

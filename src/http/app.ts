@@ -1,92 +1,77 @@
-// The HTTP API (fastify). This first cut serves health, readiness, cluster
-// status and an internal ledger hook used to prove the node end to end; the
-// broker's routes build on the same app.
+// The HTTP API (fastify): every route of API.md. Routes declare JSON schemas;
+// errors of every kind leave in one shape, mapped in one place (errors.ts).
+// Build it with buildApp() and test it with app.inject(), no port needed.
 
-import Fastify, { type FastifyInstance } from "fastify";
-import type { LedgerStateMachine } from "../node/ledger.ts";
-import { type Runtime, RuntimeError } from "../node/runtime.ts";
-import { HttpError, sendError } from "./errors.ts";
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import { CodedError } from "../node/coded-error.ts";
+import type { HttpDeps } from "./deps.ts";
+import { sendCoded, sendError } from "./errors.ts";
+import { clusterRoutes } from "./routes/cluster.ts";
+import { groupRoutes } from "./routes/groups.ts";
+import { recordRoutes } from "./routes/records.ts";
+import { subscribeRoutes } from "./routes/subscribe.ts";
+import { topicRoutes } from "./routes/topics.ts";
 
-export interface AppDeps {
-  runtime: Runtime<number>;
-  ledger: LedgerStateMachine;
-  authToken?: string | undefined;
-  logger?: boolean;
-}
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
 
-export function buildApp(deps: AppDeps): FastifyInstance {
-  const { runtime, ledger } = deps;
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
+export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
+  // Raw bodies: a produce with Content-Type application/octet-stream is one record's bytes.
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
     done(null, body),
   );
 
+  // Method/path patterns of every route, to tell 405 from 404.
+  const patterns: { method: string; re: RegExp }[] = [];
+  app.addHook("onRoute", (r) => {
+    const methods = Array.isArray(r.method) ? r.method : [r.method];
+    const re = new RegExp(`^${r.url.replace(/:[^/]+/g, "[^/]+")}/?$`);
+    for (const m of methods) patterns.push({ method: m, re });
+  });
+
   app.addHook("onRequest", async (req, reply) => {
-    if (!deps.authToken || (!req.url.startsWith("/v1") && !req.url.startsWith("/internal"))) return;
-    if (req.headers.authorization !== `Bearer ${deps.authToken}`) {
-      return sendError(reply, "UNAUTHORIZED", "missing or wrong bearer token");
+    if (!deps.authToken || !req.url.startsWith("/v1")) return;
+    const header = req.headers.authorization;
+    const query = new URL(req.url, "http://x").searchParams.get("token");
+    if (header === `Bearer ${deps.authToken}` || query === deps.authToken) return;
+    return sendError(reply, "UNAUTHORIZED", "missing or wrong bearer token");
+  });
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err instanceof CodedError) return sendCoded(reply, err);
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return sendError(
+        reply,
+        "RECORD_TOO_LARGE",
+        `request body is larger than ${deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`,
+      );
     }
-  });
-
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof RuntimeError) return sendError(reply, err.code, err.message);
-    if (err instanceof HttpError) return sendError(reply, err.code, err.message, err.extra);
-    const e = err as { statusCode?: number; message: string };
-    if (e.statusCode && e.statusCode < 500) return sendError(reply, "INVALID_REQUEST", e.message);
-    return sendError(reply, "INTERNAL", e.message);
-  });
-  app.setNotFoundHandler((req, reply) => sendError(reply, "NOT_FOUND", `no route ${req.method} ${req.url}`));
-
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_req, reply) => {
-    const ready = runtime.isReady();
-    return reply.status(ready ? 200 : 503).send({ ready, leaderId: runtime.leader || null });
-  });
-
-  app.get("/v1/cluster", async () => {
-    const s = runtime.status();
-    const book = runtime.memberAddresses();
-    const match = new Map(s.progress.map((p) => [p.id, p.match]));
-    const members = [
-      ...s.config.voters.map((id) => ({ id, role: "voter" as const })),
-      ...s.config.learners.map((id) => ({ id, role: "learner" as const })),
-    ].map((m) => ({
-      ...m,
-      raft: book.get(m.id)?.raft ?? null,
-      http: book.get(m.id)?.http || null,
-      matchIndex: m.id === s.id ? s.lastIndex : (match.get(m.id) ?? null),
-    }));
-    return {
-      nodeId: s.id,
-      leaderId: s.leader || null,
-      term: s.term,
-      commitIndex: s.commit,
-      appliedIndex: s.applied,
-      members,
-    };
-  });
-
-  // Internal: the runtime's view, for tests and operators.
-  app.get("/internal/status", async () => {
-    const s = runtime.status();
-    return { ...s, runtime: runtime.stats };
-  });
-
-  // Internal hook: append opaque bytes to the replicated ledger, answer once applied.
-  app.post("/internal/ledger", async (req) => {
-    const body = req.body;
-    const bytes = body instanceof Uint8Array ? body : new TextEncoder().encode(JSON.stringify(body ?? null));
-    const seq = await runtime.propose(bytes);
-    return { seq };
-  });
-  app.get<{ Querystring: { from?: string; limit?: string } }>("/internal/ledger", async (req) => {
-    const from = Number(req.query.from ?? 0);
-    const limit = Math.min(Number(req.query.limit ?? 1000), 10_000);
-    if (!Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(limit) || limit < 1) {
-      throw new HttpError("INVALID_REQUEST", "from and limit must be non-negative integers");
+    if (err.validation || (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)) {
+      return sendError(reply, "INVALID_REQUEST", err.message);
     }
-    const records = ledger.read(from, limit).map((r) => Buffer.from(r).toString("base64"));
-    return { records, size: ledger.size(), appliedIndex: runtime.status().applied };
+    return sendError(reply, "INTERNAL", err.message);
   });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split("?")[0] ?? "";
+    const allowed = [...new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method))];
+    if (allowed.length > 0) {
+      reply.header("Allow", allowed.join(", "));
+      return sendError(reply, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`);
+    }
+    return sendError(reply, "NOT_FOUND", `no route ${req.method} ${path}`);
+  });
+
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(clusterRoutes, deps);
+  await app.register(topicRoutes, deps);
+  await app.register(recordRoutes, deps);
+  await app.register(groupRoutes, deps);
+  await app.register(subscribeRoutes, deps);
   return app;
 }

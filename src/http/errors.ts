@@ -1,30 +1,34 @@
-// Every error answer under /v1 has one shape, mapped from error codes in one place.
+// Every error answer under /v1 has one shape, mapped from codes in one place:
+// {"error": {"code", "message", "retriable", ...details}}.
 
 import type { FastifyReply } from "fastify";
+import { CodedError } from "../node/coded-error.ts";
 
 export const STATUS: Record<string, number> = {
   INVALID_REQUEST: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
+  TOPIC_NOT_FOUND: 404,
+  PARTITION_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  TOPIC_EXISTS: 409,
   CHANGE_IN_PROGRESS: 409,
+  RECORD_TOO_LARGE: 413,
+  OFFSET_OUT_OF_RANGE: 416,
+  IDEMPOTENCY_KEY_REUSED: 422,
   BACKPRESSURE: 429,
   INTERNAL: 500,
   NO_LEADER: 503,
-  STOPPED: 503,
   COMMIT_TIMEOUT: 504,
 };
 
 const RETRIABLE = new Set(["NO_LEADER", "BACKPRESSURE", "COMMIT_TIMEOUT"]);
 
-export class HttpError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
+/** An error with an API code, thrown by routes; mapped by the app's error handler. */
+export class HttpError extends CodedError {}
+
+export function errorBody(code: string, message: string, extra: Record<string, unknown> = {}) {
+  return { error: { code, message, retriable: RETRIABLE.has(code), ...extra } };
 }
 
 export function sendError(
@@ -33,11 +37,14 @@ export function sendError(
   message: string,
   extra: Record<string, unknown> = {},
 ) {
-  const status = STATUS[code] ?? 500;
-  // STOPPED is how a shutting-down node says "no leader here": retriable elsewhere.
+  // A node that is shutting down is, to a client, a node without a leader: retry elsewhere.
   const wire = code === "STOPPED" ? "NO_LEADER" : code;
+  const status = STATUS[wire] ?? 500;
   if (wire === "NO_LEADER") reply.header("Retry-After", "1");
-  return reply
-    .status(status)
-    .send({ error: { code: wire, message, retriable: RETRIABLE.has(wire), ...extra } });
+  return reply.status(status).send(errorBody(wire, message, extra));
+}
+
+export function sendCoded(reply: FastifyReply, e: unknown) {
+  if (e instanceof CodedError) return sendError(reply, e.code, e.message, e.extra);
+  return sendError(reply, "INTERNAL", e instanceof Error ? e.message : String(e));
 }

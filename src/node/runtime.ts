@@ -22,7 +22,9 @@ import {
   Role,
   type Status,
 } from "../raft/index.ts";
+import { CodedError, toCodedError } from "./coded-error.ts";
 import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from "./envelope.ts";
+import { decodeForward, encodeForward, type Forward, ForwardKind } from "./forward.ts";
 import {
   type AddressBook,
   decodeSnapshot,
@@ -43,16 +45,10 @@ export type RuntimeErrorCode =
   | "INVALID"
   | "STOPPED";
 
-export class RuntimeError extends Error {
-  constructor(
-    readonly code: RuntimeErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class RuntimeError extends CodedError {
+  constructor(code: RuntimeErrorCode, message: string) {
+    super(code, message);
     this.name = "RuntimeError";
-  }
-  get retriable(): boolean {
-    return this.code === "NO_LEADER" || this.code === "BACKPRESSURE" || this.code === "COMMIT_TIMEOUT";
   }
 }
 
@@ -230,9 +226,122 @@ export class Runtime<R = unknown> extends EventEmitter {
     this.enqueue(this.node.step(m));
   }
 
-  /** Forwarded application payloads are not used by the runtime itself. */
+  /** Requests forwarded by followers, and the leader's refusals of ours. */
   private onApp(from: NodeId, payload: Uint8Array): void {
-    this.emit("app", from, payload);
+    if (this.stopped) return;
+    let f: Forward;
+    try {
+      f = decodeForward(payload);
+    } catch (e) {
+      this.log.warn({ peer: from, err: (e as Error).message }, "malformed forwarded request");
+      return;
+    }
+    if (f.kind === ForwardKind.Refusal) {
+      const w = this.waiters.get(f.requestId);
+      if (!w) return;
+      this.waiters.delete(f.requestId);
+      clearTimeout(w.timer);
+      w.reject(f.error);
+      return;
+    }
+    const refuse = (error: CodedError) =>
+      this.o.transport.sendApp(
+        from,
+        encodeForward({ kind: ForwardKind.Refusal, requestId: f.requestId, error }),
+      );
+    if (this.role !== Role.Leader) {
+      refuse(new CodedError("NO_LEADER", "the node forwarded to is no longer the leader"));
+      return;
+    }
+    let body: Uint8Array;
+    try {
+      body = this.prepare(f.request);
+    } catch (e) {
+      refuse(toCodedError(e));
+      return;
+    }
+    const err = this.enqueueProposal(encodeEnvelope(EnvelopeKind.App, from, f.requestId, body));
+    if (err) refuse(err);
+  }
+
+  /**
+   * Turns a client request into the command that is replicated; runs on the
+   * leader only, so leader-decided values (timestamps) are set in one place.
+   */
+  setPreparer(prepare: (request: Uint8Array) => Uint8Array): void {
+    this.prepare = prepare;
+  }
+
+  private prepare: (request: Uint8Array) => Uint8Array = (r) => r;
+
+  /**
+   * Submits a client request: on the leader it is prepared and proposed; on a
+   * follower it is forwarded to the leader over the peer transport. Either way
+   * it resolves once the command is committed and applied on this node, with
+   * the state machine's result, exactly once per call (no internal retries).
+   */
+  submit(request: Uint8Array, timeoutMs = this.o.defaultTimeoutMs): Promise<R> {
+    if (this.stopped) return Promise.reject(new RuntimeError("STOPPED", "node is shutting down"));
+    if (this.removedSelf) return Promise.reject(new RuntimeError("NO_LEADER", "this node was removed"));
+    const leader = this.leader;
+    if (leader === 0) return Promise.reject(new RuntimeError("NO_LEADER", "no leader is known"));
+    if (leader === this.id) {
+      let body: Uint8Array;
+      try {
+        body = this.prepare(request);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return this.proposeEnvelope(EnvelopeKind.App, body, timeoutMs);
+    }
+    if (this.waiters.size >= this.o.maxPendingProposals) {
+      return Promise.reject(new RuntimeError("BACKPRESSURE", "too many requests waiting"));
+    }
+    const requestId = this.nextRequestId++;
+    const p = this.wait(requestId, timeoutMs, request.length);
+    const sent = this.o.transport.sendApp(
+      leader,
+      encodeForward({ kind: ForwardKind.Request, requestId, request }),
+    );
+    if (!sent) {
+      const w = this.waiters.get(requestId);
+      if (w) {
+        this.waiters.delete(requestId);
+        clearTimeout(w.timer);
+        w.reject(new RuntimeError("NO_LEADER", `cannot reach the leader (node ${leader})`));
+      }
+    }
+    return p;
+  }
+
+  private wait(requestId: number, timeoutMs: number, bytes: number): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.waiters.delete(requestId)) {
+          reject(
+            new RuntimeError("COMMIT_TIMEOUT", `not applied within ${timeoutMs} ms; it may still commit`),
+          );
+        }
+      }, timeoutMs);
+      this.waiters.set(requestId, { resolve, reject, timer, bytes });
+    });
+  }
+
+  /** Queues an enveloped proposal for the next batch; returns the refusal, if any. */
+  private enqueueProposal(data: Uint8Array): CodedError | undefined {
+    if (
+      this.pending.length >= this.o.maxPendingProposals ||
+      this.pendingBytes + data.length > this.o.maxPendingBytes
+    ) {
+      return new RuntimeError("BACKPRESSURE", "too many proposals waiting");
+    }
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushProposals());
+    }
+    return undefined;
   }
 
   /**
@@ -248,30 +357,11 @@ export class Runtime<R = unknown> extends EventEmitter {
     if (this.stopped) return Promise.reject(new RuntimeError("STOPPED", "node is shutting down"));
     if (this.removedSelf) return Promise.reject(new RuntimeError("NO_LEADER", "this node was removed"));
     if (this.leader === 0) return Promise.reject(new RuntimeError("NO_LEADER", "no leader is known"));
-    if (
-      this.pending.length >= this.o.maxPendingProposals ||
-      this.pendingBytes + body.length > this.o.maxPendingBytes
-    ) {
-      return Promise.reject(new RuntimeError("BACKPRESSURE", "too many proposals waiting"));
-    }
     const requestId = this.nextRequestId++;
     const data = encodeEnvelope(kind, this.id, requestId, body);
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.waiters.delete(requestId)) {
-          reject(
-            new RuntimeError("COMMIT_TIMEOUT", `not applied within ${timeoutMs} ms; it may still commit`),
-          );
-        }
-      }, timeoutMs);
-      this.waiters.set(requestId, { resolve, reject, timer, bytes: data.length });
-      this.pending.push(data);
-      this.pendingBytes += data.length;
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushProposals());
-      }
-    });
+    const refused = this.enqueueProposal(data);
+    if (refused) return Promise.reject(refused);
+    return this.wait(requestId, timeoutMs, data.length);
   }
 
   private flushProposals(): void {
@@ -290,8 +380,18 @@ export class Runtime<R = unknown> extends EventEmitter {
         : (e as Error);
       for (const data of batch) {
         const env = decodeEnvelope(data);
-        const w = env && this.waiters.get(env.requestId);
-        if (env && w) {
+        if (!env) continue;
+        if (env.origin !== this.id) {
+          // A forwarded request: tell the follower that asked.
+          const coded = toCodedError(err);
+          this.o.transport.sendApp(
+            env.origin,
+            encodeForward({ kind: ForwardKind.Refusal, requestId: env.requestId, error: coded }),
+          );
+          continue;
+        }
+        const w = this.waiters.get(env.requestId);
+        if (w) {
           clearTimeout(w.timer);
           this.waiters.delete(env.requestId);
           w.reject(err);
@@ -371,8 +471,24 @@ export class Runtime<R = unknown> extends EventEmitter {
     throw new RuntimeError("COMMIT_TIMEOUT", "membership change not applied in time");
   }
 
+  /** Sets the HTTP address this node announces (known only after the server listens). */
+  setSelfHttp(http: string): void {
+    this.o.self = { ...this.o.self, http };
+  }
+
   transferLeadership(to: NodeId): void {
     this.enqueue(this.node.transferLeader(to));
+  }
+
+  /** Transfers leadership and resolves once `to` leads (COMMIT_TIMEOUT if it does not in time). */
+  async transferLeadershipAndWait(to: NodeId, timeoutMs = this.o.defaultTimeoutMs): Promise<void> {
+    this.transferLeadership(to);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.leader === to) return;
+      await new Promise((r) => setTimeout(r, this.o.tickMs));
+    }
+    throw new RuntimeError("COMMIT_TIMEOUT", `node ${to} did not take over leadership in time`);
   }
 
   status(): Status {

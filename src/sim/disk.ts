@@ -3,7 +3,13 @@
 // survives a crash; a write made without fsync (a Ready with mustSync false)
 // stays in the "page cache" until the next synced write and is lost on a crash.
 
-import { cloneConfState, type ConfState, type HardState, MemoryStorage, type Snapshot } from "../raft/index.ts";
+import {
+  type ConfState,
+  cloneConfState,
+  type HardState,
+  MemoryStorage,
+  type Snapshot,
+} from "../raft/index.ts";
 import { StateMachine } from "./state-machine.ts";
 
 export class NodeDisk {
@@ -15,8 +21,9 @@ export class NodeDisk {
   /** The last hard state written (synced or not), to check mustSync (B36). */
   lastHardState: HardState = { term: 0, vote: 0, commit: 0 };
 
-  constructor(voters: number[]) {
-    this.storage = new MemoryStorage(voters);
+  /** A blank disk: a new node learns its membership from its `peers` or from the leader. */
+  constructor() {
+    this.storage = new MemoryStorage();
   }
 
   /** Everything not synced is lost. */
@@ -34,7 +41,9 @@ export class NodeDisk {
   installSnapshot(snap: Snapshot): StateMachine {
     this.sync();
     const sm =
-      snap.data.length === 0 && snap.metadata.index === 0 ? new StateMachine() : StateMachine.decode(snap.data);
+      snap.data.length === 0 && snap.metadata.index === 0
+        ? new StateMachine()
+        : StateMachine.decode(snap.data);
     if (sm.applied !== snap.metadata.index) {
       throw new Error(`snapshot at ${snap.metadata.index} holds a state machine at ${sm.applied}`);
     }

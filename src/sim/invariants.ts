@@ -106,7 +106,8 @@ export class Invariants {
     let prevTerm = mirror.term(first - 1);
     let expect = first;
     for (const e of entries) {
-      if (e.index !== expect) fail("B67", `node ${id} hands out non-contiguous entries (${e.index} after ${expect - 1})`);
+      if (e.index !== expect)
+        fail("B67", `node ${id} hands out non-contiguous entries (${e.index} after ${expect - 1})`);
       if (!checksumOk(e)) fail("B67", `node ${id} hands out entry ${e.index}@${e.term} with a bad checksum`);
       if (prevTerm !== undefined && prevTerm > e.term) {
         fail("B67", `node ${id}: entry ${e.index}@${e.term} follows an entry of higher term ${prevTerm}`);
@@ -138,7 +139,8 @@ export class Invariants {
     t.term = o.term;
     if (o.commit < t.commit) fail("B32", `node ${o.id}'s commit went back from ${t.commit} to ${o.commit}`);
     t.commit = o.commit;
-    if (o.applied < t.applied) fail("B32", `node ${o.id}'s applied went back from ${t.applied} to ${o.applied}`);
+    if (o.applied < t.applied)
+      fail("B32", `node ${o.id}'s applied went back from ${t.applied} to ${o.applied}`);
     t.applied = o.applied;
     if (o.applied > o.commit) fail("B32", `node ${o.id}: applied ${o.applied} > commit ${o.commit}`);
     if (o.commit > mirror.lastIndex()) {
@@ -174,10 +176,16 @@ export class Invariants {
       if (c.commitTerm > term || index <= mirror.snapshotIndex()) continue;
       const have = mirror.term(index);
       if (have === undefined) {
-        fail("B68", `leader ${id} of term ${term} lacks committed entry ${index}@${c.term} (last ${mirror.lastIndex()})`);
+        fail(
+          "B68",
+          `leader ${id} of term ${term} lacks committed entry ${index}@${c.term} (last ${mirror.lastIndex()})`,
+        );
       }
       if (have !== c.term || mirror.crc(index) !== c.crc) {
-        fail("B68", `leader ${id} of term ${term} has ${index}@${have} where ${index}@${c.term} was committed`);
+        fail(
+          "B68",
+          `leader ${id} of term ${term} has ${index}@${have} where ${index}@${c.term} was committed`,
+        );
       }
     }
   }
@@ -190,7 +198,10 @@ export class Invariants {
       return;
     }
     if (c.term !== term || c.crc !== crc) {
-      fail("B69", `node ${id} holds ${index}@${term} as committed, but ${index}@${c.term} was committed before`);
+      fail(
+        "B69",
+        `node ${id} holds ${index}@${term} as committed, but ${index}@${c.term} was committed before`,
+      );
     }
   }
 
@@ -206,7 +217,10 @@ export class Invariants {
   snapshotRestored(id: NodeId, term: number, sm: StateMachine): void {
     const c = this.committed.get(sm.applied);
     if (c !== undefined && c.term !== term) {
-      fail("B69", `node ${id} installs a snapshot at ${sm.applied}@${term} but ${sm.applied}@${c.term} was committed`);
+      fail(
+        "B69",
+        `node ${id} installs a snapshot at ${sm.applied}@${term} but ${sm.applied}@${c.term} was committed`,
+      );
     }
     this.checkHash(id, sm.applied, sm.hash);
   }
@@ -214,7 +228,8 @@ export class Invariants {
   private checkHash(id: NodeId, index: number, hash: number): void {
     const h = this.appliedHash.get(index);
     if (h === undefined) this.appliedHash.set(index, hash);
-    else if (h !== hash) fail("B69", `node ${id}'s state at applied index ${index} differs from another node's`);
+    else if (h !== hash)
+      fail("B69", `node ${id}'s state at applied index ${index} differs from another node's`);
   }
 
   /** B35 and B9: a vote granted (and sent, so durable) is never granted to another candidate in that term. */
@@ -236,7 +251,10 @@ export class Invariants {
     if (min === undefined) return;
     this.reads.delete(rs.context);
     if (rs.index < min) {
-      fail("B61", `node ${id}: read ${rs.context} at ${rs.index}, but ${min} was committed before it was asked`);
+      fail(
+        "B61",
+        `node ${id}: read ${rs.context} at ${rs.index}, but ${min} was committed before it was asked`,
+      );
     }
     this.readsServed++;
   }

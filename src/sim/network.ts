@@ -17,6 +17,8 @@ export interface NetFaults {
   /** Some messages are held much longer (stale messages arrive late). */
   longDelayRate: number;
   longDelayTicks: number;
+  /** Messages with entries that arrive with one entry's payload bit-flipped (its checksum unchanged). */
+  corruptRate: number;
 }
 
 export const RELIABLE: NetFaults = {
@@ -25,6 +27,7 @@ export const RELIABLE: NetFaults = {
   maxDelayTicks: 1,
   longDelayRate: 0,
   longDelayTicks: 0,
+  corruptRate: 0,
 };
 
 interface InFlight {
@@ -39,12 +42,21 @@ export interface NetStats {
   duplicated: number;
   cut: number;
   overflow: number;
+  corrupted: number;
 }
 
 export class SimNetwork {
   faults: NetFaults = RELIABLE;
   partition: Partition | undefined;
-  readonly stats: NetStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, cut: 0, overflow: 0 };
+  readonly stats: NetStats = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    cut: 0,
+    overflow: 0,
+    corrupted: 0,
+  };
   private inflight: InFlight[] = [];
   private readonly prng: Prng;
 
@@ -64,11 +76,25 @@ export class SimNetwork {
       this.stats.dropped++;
       return;
     }
-    this.enqueue(msg, now);
+    this.enqueue(this.maybeCorrupt(msg), now);
     if (this.prng.chance(this.faults.dupRate)) {
       this.stats.duplicated++;
       this.enqueue(msg, now);
     }
+  }
+
+  /** A copy with one entry's payload damaged, as a bad NIC or disk would: the receiver must notice. */
+  private maybeCorrupt(msg: Message): Message {
+    if (msg.entries.length === 0 || !this.prng.chance(this.faults.corruptRate)) return msg;
+    const at = this.prng.int(0, msg.entries.length - 1);
+    const e = msg.entries[at]!;
+    const data = e.data.length > 0 ? e.data.slice() : new Uint8Array(1);
+    const bit = this.prng.int(0, data.length * 8 - 1);
+    data[bit >> 3]! ^= 1 << (bit & 7);
+    const entries = msg.entries.slice();
+    entries[at] = Object.freeze({ ...e, data });
+    this.stats.corrupted++;
+    return { ...msg, entries };
   }
 
   private enqueue(msg: Message, now: number): void {
@@ -81,6 +107,11 @@ export class SimNetwork {
       ? this.prng.int(1, Math.max(1, f.longDelayTicks))
       : this.prng.int(1, Math.max(1, f.maxDelayTicks));
     this.inflight.push({ msg, deliverAt: now + delay });
+  }
+
+  /** Puts a due message back for the next tick (no new faults: it was already sent). */
+  requeue(msg: Message, now: number): void {
+    this.inflight.push({ msg, deliverAt: now + 1 });
   }
 
   /** Removes and returns, in random order, the messages due by `now`. */
@@ -96,7 +127,7 @@ export class SimNetwork {
   }
 
   isCut(from: NodeId, to: NodeId): boolean {
-    return this.partition !== undefined && this.partition.blocked.has(linkKey(from, to));
+    return this.partition?.blocked.has(linkKey(from, to)) === true;
   }
 
   /** Heals every link; messages in flight keep going. */

@@ -5,20 +5,27 @@
 // `advance` returns joins the queue. A crash drops the queue: everything not yet
 // written to the disk, and every message not yet sent.
 
-import type { Message, RaftNode, Ready } from "../raft/index.ts";
+import type { ConfState, Entry, Message, RaftNode, Ready } from "../raft/index.ts";
 import type { NodeDisk } from "./disk.ts";
 import { InvariantViolation } from "./failure.ts";
 import type { Invariants } from "./invariants.ts";
 import { LogMirror } from "./log-mirror.ts";
+import { describeReady } from "./trace.ts";
 
 /** Readies a node may have handed out and not yet advanced. */
 export const MAX_PIPELINED_READIES = 64;
+/** Writes and applies in one drain at most: far more than any run's log needs, so hitting it means a loop. */
+const MAX_DRAIN_STEPS = 1_000_000;
 
 export interface RuntimeEnv {
   invariants: Invariants;
   send(m: Message): void;
   /** The node's role right now (for B26). */
   isLeader(): boolean;
+  /** An entry was applied (durably, with the rest of its Ready's). */
+  onApplied(e: Entry): void;
+  /** A membership was applied. */
+  onConfApplied(cs: ConfState): void;
   trace(line: () => string): void;
 }
 
@@ -34,6 +41,7 @@ export class NodeRuntime {
   readonly mirror: LogMirror;
   private readonly env: RuntimeEnv;
   private readonly queue: Pending[] = [];
+  private draining = false;
   readies = 0;
 
   constructor(id: number, node: RaftNode, disk: NodeDisk, env: RuntimeEnv) {
@@ -52,15 +60,17 @@ export class NodeRuntime {
   accept(ready: Ready | null): void {
     if (ready === null) return;
     this.readies++;
-    if (this.queue.length >= MAX_PIPELINED_READIES) this.drain();
     const inv = this.env.invariants;
-    if (ready.snapshot !== undefined) this.mirror.reset(ready.snapshot.metadata.index, ready.snapshot.metadata.term);
+    if (ready.snapshot !== undefined)
+      this.mirror.reset(ready.snapshot.metadata.index, ready.snapshot.metadata.term);
     inv.entriesHandedOut(this.id, ready.entries, this.mirror, this.env.isLeader());
     this.mirror.append(ready.entries);
     for (const rs of ready.readStates) inv.readState(this.id, rs);
     this.env.trace(() => describeReady(this.id, ready));
     for (const m of ready.immediateMessages) this.env.send(m);
     this.queue.push({ ready, persisted: false });
+    // Bounded pipeline: a runtime that falls this far behind writes everything out.
+    if (this.queue.length > MAX_PIPELINED_READIES && !this.draining) this.drain();
   }
 
   /** Persists the oldest unpersisted Ready, then sends its messages. False if there is none it may write now. */
@@ -70,7 +80,10 @@ export class NodeRuntime {
     const p = this.queue[at]!;
     const r = p.ready;
     if (!r.mustSync && (r.entries.length > 0 || r.snapshot !== undefined || this.termOrVoteChanged(r))) {
-      throw new InvariantViolation("B36", `node ${this.id} hands out a Ready with mustSync false that needs a sync`);
+      throw new InvariantViolation(
+        "B36",
+        `node ${this.id} hands out a Ready with mustSync false that needs a sync`,
+      );
     }
     if (r.snapshot !== undefined) {
       // The snapshot replaces the state machine, so earlier Readies must be applied first.
@@ -105,6 +118,8 @@ export class NodeRuntime {
         this.env.invariants.applied(this.id, e, before, sm);
       }
       this.disk.commitApply(sm, r.confState);
+      for (const e of r.committedEntries) this.env.onApplied(e);
+      if (r.confState !== undefined) this.env.onConfApplied(r.confState);
     }
     this.accept(this.node.advance(r));
     return true;
@@ -112,10 +127,15 @@ export class NodeRuntime {
 
   /** Persists, applies and advances everything handed out so far. */
   drain(): void {
-    for (let guard = 0; guard < 10 * MAX_PIPELINED_READIES; guard++) {
-      if (!this.persistOne() && !this.applyOne()) return;
+    this.draining = true;
+    try {
+      for (let guard = 0; guard < MAX_DRAIN_STEPS; guard++) {
+        if (!this.persistOne() && !this.applyOne()) return;
+      }
+    } finally {
+      this.draining = false;
     }
-    throw new Error(`node ${this.id}: Readies keep coming after ${10 * MAX_PIPELINED_READIES} rounds of advance`);
+    throw new Error(`node ${this.id}: Readies keep coming after ${MAX_DRAIN_STEPS} writes and applies`);
   }
 
   /** Does a random part of the pending work (asynchronous writes). */
@@ -123,20 +143,4 @@ export class NodeRuntime {
     for (let i = 0; i < persists; i++) if (!this.persistOne()) break;
     for (let i = 0; i < applies; i++) if (!this.applyOne()) break;
   }
-}
-
-function describeReady(id: number, r: Ready): string {
-  const parts: string[] = [`ready ${id}:`];
-  if (r.softState) parts.push(`soft=${r.softState.role}/${r.softState.leader}`);
-  if (r.hardState) parts.push(`hs=${r.hardState.term}/${r.hardState.vote}/${r.hardState.commit}`);
-  if (r.snapshot) parts.push(`snap=${r.snapshot.metadata.index}@${r.snapshot.metadata.term}`);
-  if (r.entries.length > 0) parts.push(`ents=${r.entries[0]!.index}..${r.entries[r.entries.length - 1]!.index}`);
-  if (r.committedEntries.length > 0) {
-    parts.push(`commit=${r.committedEntries[0]!.index}..${r.committedEntries[r.committedEntries.length - 1]!.index}`);
-  }
-  if (r.confState) parts.push(`conf=${JSON.stringify(r.confState)}`);
-  if (r.readStates.length > 0) parts.push(`reads=${r.readStates.length}`);
-  parts.push(`msgs=${r.messages.length}+${r.immediateMessages.length}`);
-  if (!r.mustSync) parts.push("nosync");
-  return parts.join(" ");
 }

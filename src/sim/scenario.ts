@@ -18,6 +18,7 @@ export type RaftTuning = Required<
     | "maxSnapshotChunkBytes"
     | "preVote"
     | "checkQuorum"
+    | "disableProposalForwarding"
   >
 >;
 
@@ -82,15 +83,17 @@ export function makeScenario(seed: number, prng: Prng, length: RunLength): Scena
       maxSnapshotChunkBytes: prng.pick([128, 256, 1 << 20]),
       preVote: prng.chance(0.8),
       checkQuorum: prng.chance(0.8),
+      disableProposalForwarding: prng.chance(0.1),
     },
     net: calm
-      ? { dropRate: 0, dupRate: 0, maxDelayTicks: 2, longDelayRate: 0, longDelayTicks: 0 }
+      ? { dropRate: 0, dupRate: 0, maxDelayTicks: 2, longDelayRate: 0, longDelayTicks: 0, corruptRate: 0 }
       : {
           dropRate: prng.pick([0, 0.02, 0.1, 0.2]),
           dupRate: prng.pick([0, 0.02, 0.1]),
           maxDelayTicks: prng.int(1, 4),
           longDelayRate: prng.pick([0, 0.01, 0.05]),
           longDelayTicks: prng.int(5, 4 * electionTick),
+          corruptRate: prng.pick([0, 0, 0.01]),
         },
     rates: {
       crash: calm ? 0 : prng.pick([0, 0.002, 0.006, 0.015]),

@@ -1,0 +1,254 @@
+// The broker service: what the HTTP layer calls. Writes become replicated
+// commands (through the leader, answered after commit and apply here); reads
+// are served from this node's applied state. The leader also runs retention.
+
+import { EventEmitter } from "node:events";
+import type { Runtime } from "../node/runtime.ts";
+import { encodeRequest, prepareCommand, type Request, type WireRecord } from "./commands.ts";
+import type { ApplyResult, BrokerState } from "./state.ts";
+import {
+  BrokerError,
+  type GroupOffset,
+  LIMITS,
+  MAX_PARTITIONS,
+  type RecordIn,
+  type RecordPosition,
+  type StoredRecord,
+  TOPIC_NAME,
+  type TopicConfig,
+  type TopicInfo,
+} from "./types.ts";
+
+export interface FetchResult {
+  records: StoredRecord[];
+  nextOffset: number;
+  endOffset: number;
+}
+
+export interface BrokerOptions {
+  /** How often the leader checks retention. */
+  retentionIntervalMs?: number;
+}
+
+export class Broker extends EventEmitter {
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private readonly trimming = new Set<string>();
+
+  constructor(
+    readonly runtime: Runtime<ApplyResult>,
+    readonly state: BrokerState,
+    private readonly opts: BrokerOptions = {},
+  ) {
+    super();
+    this.setMaxListeners(0);
+    // The leader stamps its clock into every command it proposes.
+    runtime.setPreparer((request) => prepareCommand(request, Date.now()));
+  }
+
+  start(): void {
+    const every = this.opts.retentionIntervalMs ?? 1000;
+    this.retentionTimer = setInterval(() => this.enforceRetention(), every);
+    this.retentionTimer.unref();
+  }
+
+  stop(): void {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+  }
+
+  private async submit(r: Request, timeoutMs?: number): Promise<unknown> {
+    const res = await this.runtime.submit(encodeRequest(r), timeoutMs);
+    if (!res.ok) throw new BrokerError(res.code, res.message, res.extra);
+    return res.value;
+  }
+
+  // ---- topics -------------------------------------------------------------------
+
+  async createTopic(cfg: TopicConfig, timeoutMs?: number): Promise<TopicInfo> {
+    if (!TOPIC_NAME.test(cfg.name)) {
+      throw new BrokerError("INVALID_REQUEST", "topic names match ^[a-zA-Z0-9._-]{1,249}$");
+    }
+    if (!Number.isInteger(cfg.partitions) || cfg.partitions < 1 || cfg.partitions > MAX_PARTITIONS) {
+      throw new BrokerError("INVALID_REQUEST", `partitions must be an integer in 1..${MAX_PARTITIONS}`);
+    }
+    if (this.state.describe(cfg.name))
+      throw new BrokerError("TOPIC_EXISTS", `topic "${cfg.name}" already exists`);
+    return (await this.submit({ t: "create", ...cfg }, timeoutMs)) as TopicInfo;
+  }
+
+  async deleteTopic(name: string, timeoutMs?: number): Promise<void> {
+    this.requireTopic(name);
+    await this.submit({ t: "delete", name }, timeoutMs);
+  }
+
+  listTopics(): TopicInfo[] {
+    return this.state.topicNames().map((n) => this.state.describe(n)!);
+  }
+
+  getTopic(name: string): TopicInfo {
+    return this.requireTopic(name);
+  }
+
+  private requireTopic(name: string): TopicInfo {
+    const t = this.state.describe(name);
+    if (!t) throw new BrokerError("TOPIC_NOT_FOUND", `topic "${name}" does not exist`);
+    return t;
+  }
+
+  requirePartition(topic: string, partition: number): { start: number; end: number } {
+    const t = this.requireTopic(topic);
+    const b = this.state.bounds(topic, partition);
+    if (!b) {
+      throw new BrokerError("PARTITION_NOT_FOUND", `topic "${topic}" has no partition ${partition}`, {
+        partitions: t.partitions.length,
+      });
+    }
+    return b;
+  }
+
+  // ---- produce ------------------------------------------------------------------
+
+  /**
+   * Appends records atomically (contiguous per partition), answered once they
+   * are committed and applied. With an idempotency key, a retry with the same
+   * body gets the first answer and appends nothing.
+   */
+  async produce(
+    topic: string,
+    records: RecordIn[],
+    opts: { idempotencyKey?: string; bodyHash?: string; timeoutMs?: number } = {},
+  ): Promise<RecordPosition[]> {
+    const t = this.requireTopic(topic);
+    if (records.length === 0) throw new BrokerError("INVALID_REQUEST", "no records");
+    if (records.length > LIMITS.maxRecordsPerRequest) {
+      throw new BrokerError("INVALID_REQUEST", `at most ${LIMITS.maxRecordsPerRequest} records per request`);
+    }
+    const wire: WireRecord[] = records.map((r) => {
+      if (r.partition !== undefined && (r.partition < 0 || r.partition >= t.partitions.length)) {
+        throw new BrokerError("PARTITION_NOT_FOUND", `topic "${topic}" has no partition ${r.partition}`);
+      }
+      const w: WireRecord = { k: r.key, v: r.value, j: r.json, h: r.headers };
+      if (r.partition !== undefined) w.p = r.partition;
+      return w;
+    });
+    const req: Request = { t: "produce", topic, records: wire };
+    if (opts.idempotencyKey !== undefined) req.idem = { key: opts.idempotencyKey, hash: opts.bodyHash ?? "" };
+    return (await this.submit(req, opts.timeoutMs)) as RecordPosition[];
+  }
+
+  // ---- fetch --------------------------------------------------------------------
+
+  fetch(topic: string, partition: number, offset: number, limit: number): FetchResult {
+    const b = this.requirePartition(topic, partition);
+    if (offset < b.start || offset > b.end) {
+      throw new BrokerError("OFFSET_OUT_OF_RANGE", `offset ${offset} is outside [${b.start}, ${b.end}]`, {
+        startOffset: b.start,
+        endOffset: b.end,
+      });
+    }
+    const records = this.state.read(topic, partition, offset, Math.min(limit, LIMITS.maxFetchRecords));
+    const last = records[records.length - 1];
+    return { records, nextOffset: last ? last.offset + 1 : offset, endOffset: b.end };
+  }
+
+  /**
+   * Resolves once the partition's end passes `offset`, the topic is deleted,
+   * `maxWaitMs` passes, or `signal` aborts: a long poll.
+   */
+  waitForRecords(
+    topic: string,
+    partition: number,
+    offset: number,
+    maxWaitMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const b = this.state.bounds(topic, partition);
+    if (!b || b.end > offset || maxWaitMs <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.state.off("append", onAppend);
+        this.state.off("deleted", onDeleted);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const onAppend = (t: string, p: number, end: number) => {
+        if (t === topic && p === partition && end > offset) done();
+      };
+      const onDeleted = (t: string) => {
+        if (t === topic) done();
+      };
+      const timer = setTimeout(done, maxWaitMs);
+      this.state.on("append", onAppend);
+      this.state.on("deleted", onDeleted);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  offsetForTimestamp(topic: string, partition: number, ts: number): number {
+    this.requirePartition(topic, partition);
+    return this.state.offsetForTimestamp(topic, partition, ts)!;
+  }
+
+  // ---- consumer groups -------------------------------------------------------------
+
+  async commitOffset(
+    group: string,
+    topic: string,
+    partition: number,
+    offset: number,
+    timeoutMs?: number,
+  ): Promise<void> {
+    const b = this.requirePartition(topic, partition);
+    if (offset > b.end) {
+      throw new BrokerError("OFFSET_OUT_OF_RANGE", `offset ${offset} is beyond the end ${b.end}`, {
+        startOffset: b.start,
+        endOffset: b.end,
+      });
+    }
+    await this.submit({ t: "commit", group, topic, partition, offset }, timeoutMs);
+  }
+
+  groupOffsets(group: string): GroupOffset[] {
+    return this.state.groupOffsets(group);
+  }
+
+  groupOffset(group: string, topic: string, partition: number): number | undefined {
+    return this.state.groupOffset(group, topic, partition);
+  }
+
+  // ---- retention (leader only) -----------------------------------------------------
+
+  /** Proposes trims for partitions past their retention; one in flight per partition. */
+  enforceRetention(now = Date.now()): void {
+    if (this.runtime.leader !== this.runtime.id) return;
+    for (const t of this.state.retentionTargets()) {
+      for (let p = 0; p < t.partitions; p++) {
+        const key = `${t.topic}/${p}`;
+        if (this.trimming.has(key)) continue;
+        const b = this.state.bounds(t.topic, p);
+        if (!b || b.start >= b.end) continue;
+        let before = b.start;
+        if (t.retentionMs !== null) {
+          before = Math.max(
+            before,
+            this.state.offsetForTimestamp(t.topic, p, now - t.retentionMs) ?? b.start,
+          );
+        }
+        if (t.retentionBytes !== null && b.bytes > t.retentionBytes) {
+          let excess = b.bytes - t.retentionBytes;
+          let o = b.start;
+          while (excess > 0 && o < b.end && o - b.start < LIMITS.maxTrimRecords) {
+            excess -= this.state.recordBytes(t.topic, p, o);
+            o++;
+          }
+          before = Math.max(before, o);
+        }
+        if (before <= b.start) continue;
+        this.trimming.add(key);
+        this.submit({ t: "trim", topic: t.topic, partition: p, before })
+          .catch(() => {})
+          .finally(() => this.trimming.delete(key));
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// Binary form of a stored record: [f64 timestamp][u8 flags][u32 keyLen][key]
+// [u32 headersLen][headers JSON][value]. flags: 1 = value is JSON text,
+// 2 = key present.
+
+import type { StoredRecord } from "./types.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const EMPTY_HEADERS = "{}";
+
+export function encodeRecord(r: Omit<StoredRecord, "offset">): Uint8Array {
+  const key = r.key === null ? new Uint8Array() : enc.encode(r.key);
+  const hjson = JSON.stringify(r.headers);
+  const headers = hjson === EMPTY_HEADERS ? new Uint8Array() : enc.encode(hjson);
+  const out = new Uint8Array(8 + 1 + 4 + key.length + 4 + headers.length + r.value.length);
+  const dv = new DataView(out.buffer);
+  dv.setFloat64(0, r.timestamp);
+  dv.setUint8(8, (r.json ? 1 : 0) | (r.key !== null ? 2 : 0));
+  dv.setUint32(9, key.length);
+  out.set(key, 13);
+  let o = 13 + key.length;
+  dv.setUint32(o, headers.length);
+  out.set(headers, o + 4);
+  o += 4 + headers.length;
+  out.set(r.value, o);
+  return out;
+}
+
+export function decodeRecord(offset: number, b: Uint8Array): StoredRecord {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const timestamp = dv.getFloat64(0);
+  const flags = dv.getUint8(8);
+  const keyLen = dv.getUint32(9);
+  const key = flags & 2 ? dec.decode(b.subarray(13, 13 + keyLen)) : null;
+  let o = 13 + keyLen;
+  const hLen = dv.getUint32(o);
+  const headers =
+    hLen === 0 ? {} : (JSON.parse(dec.decode(b.subarray(o + 4, o + 4 + hLen))) as Record<string, string>);
+  o += 4 + hLen;
+  return { offset, timestamp, key, value: b.subarray(o), json: (flags & 1) === 1, headers };
+}
+
+/** Timestamp of an encoded record without decoding the rest. */
+export function recordTimestamp(b: Uint8Array): number {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getFloat64(0);
+}

@@ -1,0 +1,76 @@
+// Assembles one node: LMDB storage, the TCP transport, the Raft runtime, the
+// broker and the HTTP API. Used by `raftbus node` and by in-process tests.
+
+import { mkdirSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import { Broker } from "../broker/broker.ts";
+import { type ApplyResult, BrokerState } from "../broker/state.ts";
+import { buildApp } from "../http/app.ts";
+import { type Logger, silentLogger } from "../node/ports.ts";
+import { Runtime } from "../node/runtime.ts";
+import { LmdbStorage } from "../storage/lmdb-storage.ts";
+import { TcpTransport } from "../transport/transport.ts";
+import { type NodeOptions, parseHostPort } from "./options.ts";
+
+export interface Server {
+  app: FastifyInstance;
+  runtime: Runtime<ApplyResult>;
+  broker: Broker;
+  state: BrokerState;
+  transport: TcpTransport;
+  /** The bound HTTP address (host:port), useful when --http used port 0. */
+  httpAddress: string;
+  raftAddress: string;
+  /** Stops accepting requests, finishes in-flight ones, closes sockets, flushes. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(o: NodeOptions, logger: Logger = silentLogger): Promise<Server> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const storage = LmdbStorage.open(o.dataDir);
+  const state = new BrokerState(storage.env);
+  const transport = new TcpTransport({
+    nodeId: o.id,
+    clusterId: o.clusterId,
+    listen: o.raft,
+    peers: new Map(o.peers),
+    logger,
+    ...(o.clusterSecret ? { secret: o.clusterSecret } : {}),
+  });
+  await transport.start();
+  const raftAddress = `${parseHostPort(o.raft, "--raft").host}:${transport.address().port}`;
+  const http = parseHostPort(o.http, "--http");
+  const runtime = new Runtime<ApplyResult>({
+    id: o.id,
+    peers: o.peers,
+    // With port 0 the real HTTP port is known only after listen; announce it then.
+    self: { raft: raftAddress, http: o.http },
+    join: o.join,
+    storage,
+    stateMachine: state,
+    transport,
+    logger,
+    tickMs: o.tickMs,
+    snapshotEntries: o.snapshotEntries,
+    raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
+  });
+  const broker = new Broker(runtime, state);
+  const app = await buildApp({ runtime, broker, authToken: o.authToken });
+  await app.listen({ host: http.host, port: http.port });
+  const addr = app.server.address();
+  const httpAddress = typeof addr === "object" && addr ? `${http.host}:${addr.port}` : o.http;
+  runtime.setSelfHttp(httpAddress);
+  runtime.start();
+  broker.start();
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      broker.stop();
+      await app.close(); // no new requests; in-flight ones finish; WebSockets close with 1001
+      await runtime.stop(); // waits for writes, flushes, closes transport and storage
+    })();
+    return stopped;
+  };
+  return { app, runtime, broker, state, transport, httpAddress, raftAddress, stop };
+}

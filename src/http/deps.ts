@@ -1,0 +1,16 @@
+// What the HTTP layer is given: the broker service and the runtime (cluster
+// status and membership). HTTP never touches storage directly.
+
+import type { Broker } from "../broker/broker.ts";
+import type { ApplyResult } from "../broker/state.ts";
+import type { Runtime } from "../node/runtime.ts";
+
+export interface HttpDeps {
+  runtime: Runtime<ApplyResult>;
+  broker: Broker;
+  /** When set, every /v1 request needs `Authorization: Bearer <token>`. */
+  authToken?: string | undefined;
+  /** Limits (API.md defaults). */
+  maxRecordBytes?: number;
+  maxBodyBytes?: number;
+}
