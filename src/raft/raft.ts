@@ -675,7 +675,11 @@ export class Raft {
         return;
       case myResp: {
         const result = this.poll(m.from, !m.reject);
-        if (result === "won") {
+        if (result === "won" && !this.promotable()) {
+          // Our membership changed under the campaign (e.g. a commit learned from a
+          // refused vote applied our removal): a non-voter must not lead.
+          this.becomeFollower(this.term, NONE);
+        } else if (result === "won") {
           if (this.role === Role.PreCandidate) this.campaign("election");
           else {
             this.becomeLeader();
@@ -1074,9 +1078,10 @@ export class Raft {
     this.trk.progress = progress;
     for (const [id, pr] of progress) pr.isLearner = config.learners.has(id);
     const isVoter = this.trk.isVoter(this.id);
-    if (this.role === Role.Leader && !isVoter) {
-      // B56: a leader removed (or demoted) steps down and will not campaign.
-      this.becomeFollower(this.term, NONE);
+    if (this.role !== Role.Follower && !isVoter) {
+      // B56: a leader removed (or demoted) steps down and will not campaign; a
+      // (pre-)candidate that learns of its removal abandons its campaign.
+      this.becomeFollower(this.term, this.role === Role.Leader ? NONE : this.lead);
       return;
     }
     if (this.role !== Role.Leader || this.trk.voterIds().length === 0) return;
