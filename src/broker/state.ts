@@ -46,6 +46,8 @@ interface IdemEntry {
   hash: string;
   result: RecordPosition[];
   at: number;
+  /** Raft index of the produce: the apply order, which every replica shares. */
+  seq: number;
 }
 
 export type ApplyResult =
@@ -88,6 +90,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   }
 
   private load(): void {
+    const idem: [string, IdemEntry][] = [];
     for (const { key, value } of this.stateDb.getRange()) {
       const k = String(key);
       if (k === "applied") this.applied = value as number;
@@ -98,8 +101,12 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       } else if (k.startsWith("part:")) this.parts.set(k.slice(5), value as PartState);
       else if (k.startsWith("group:")) {
         this.groups.set(k.slice(6), new Map(Object.entries(value as Record<string, number>)));
-      } else if (k.startsWith("idem:")) this.idem.set(k.slice(5), value as IdemEntry);
+      } else if (k.startsWith("idem:")) idem.push([k.slice(5), value as IdemEntry]);
     }
+    // The map's order drives expiry and eviction: rebuild it in apply order, as
+    // it is on replicas that never restarted (LMDB returns keys sorted by name).
+    idem.sort((a, b) => a[1].seq - b[1].seq);
+    for (const [k, e] of idem) this.idem.set(k, e);
   }
 
   // ---- StateMachine ----------------------------------------------------------
@@ -124,7 +131,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       case "delete":
         return this.applyDelete(c.name);
       case "produce":
-        return this.applyProduce(c);
+        return this.applyProduce(c, index);
       case "commit":
         return this.applyCommit(c);
       case "trim":
@@ -204,7 +211,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     }
   }
 
-  private applyProduce(c: Extract<Command, { t: "produce" }>): ApplyResult {
+  private applyProduce(c: Extract<Command, { t: "produce" }>, index: number): ApplyResult {
     this.expireIdempotency(c.ts);
     const t = this.topics.get(c.topic);
     if (!t) return fail("TOPIC_NOT_FOUND", `topic "${c.topic}" does not exist`);
@@ -252,7 +259,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     for (const [p, s] of touched) this.putPart(t.id, p, s);
     if (c.idem) {
       const k = idemKey(c.topic, c.idem.key);
-      const entry: IdemEntry = { hash: c.idem.hash, result, at: c.ts };
+      const entry: IdemEntry = { hash: c.idem.hash, result, at: c.ts, seq: index };
       this.idem.set(k, entry);
       this.stateDb.put(`idem:${k}`, entry);
       if (this.idem.size > LIMITS.maxIdempotencyKeys) {
@@ -265,10 +272,13 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     return { ok: true, value: result };
   }
 
-  /** Forgets idempotency keys older than the window (by the leader's clock: deterministic). */
+  /**
+   * Forgets idempotency keys older than the window, oldest applied first, by the
+   * leader's clock in the command: the same decision on every replica.
+   */
   private expireIdempotency(now: number): void {
     for (const [k, e] of this.idem) {
-      if (e.at > now - LIMITS.idempotencyWindowMs) break; // insertion order is time order
+      if (e.at > now - LIMITS.idempotencyWindowMs) break;
       this.idem.delete(k);
       this.stateDb.remove(`idem:${k}`);
     }

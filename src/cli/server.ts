@@ -67,7 +67,13 @@ export async function startServer(o: NodeOptions, logger: Logger = silentLogger)
   const stop = () => {
     stopped ??= (async () => {
       broker.stop();
-      await app.close(); // no new requests; in-flight ones finish; WebSockets close with 1001
+      // No new requests; in-flight ones finish; WebSockets close with 1001. A
+      // connection that never sent a request would hold close() open: cut such
+      // stragglers after a grace period so SIGTERM exits within its deadline.
+      const grace = setTimeout(() => app.server.closeAllConnections(), 3_000);
+      grace.unref();
+      await app.close();
+      clearTimeout(grace);
       await runtime.stop(); // waits for writes, flushes, closes transport and storage
     })();
     return stopped;

@@ -19,6 +19,10 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    // Topic and group names have up to 249 characters (the router's default cap is
+    // 100, answered with a 414 outside the error shape); Node caps the request line
+    // at 16 KiB anyway, so longer ones reach the routes and get their 400/404.
+    routerOptions: { maxParamLength: 16 * 1024 },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   // Raw bodies: a produce with Content-Type application/octet-stream is one record's bytes.
