@@ -38,6 +38,10 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
     for (const m of methods) patterns.push({ method: m, re });
   });
 
+  // Registered before the auth hook, so a refused upgrade's socket is still
+  // cleaned up by the plugin (otherwise it leaks and blocks app.close()).
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+
   app.addHook("onRequest", async (req, reply) => {
     if (!deps.authToken || !req.url.startsWith("/v1")) return;
     const header = req.headers.authorization;
@@ -71,7 +75,6 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
     return sendError(reply, "NOT_FOUND", `no route ${req.method} ${path}`);
   });
 
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   await app.register(clusterRoutes, deps);
   await app.register(topicRoutes, deps);
   await app.register(recordRoutes, deps);

@@ -588,6 +588,8 @@ export class LmdbStorage implements Storage {
 
   private evictOne(): void {
     this.tailBytes -= cacheSize(this.tailEnts[this.tailHead]!);
+    // Drop the reference now: the slot itself is reclaimed later by packTail().
+    (this.tailEnts as (Entry | undefined)[])[this.tailHead] = undefined;
     this.tailHead++;
     this.tailStart++;
   }
