@@ -10,23 +10,39 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-type Ledger = { records: string[]; size: number; appliedIndex: number };
+type FetchBody = { records: { offset: number; value: unknown }[]; nextOffset: number; endOffset: number };
 
-async function append(c: ProcCluster, id: number, value: unknown): Promise<number | undefined> {
-  const r = await c.tryJson<{ seq: number }>(id, "/internal/ledger", {
+const TOPIC = "t";
+
+async function createTopic(c: ProcCluster, id: number): Promise<void> {
+  const r = await c.json(id, "/v1/topics", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify(value),
+    body: JSON.stringify({ name: TOPIC, partitions: 1 }),
   });
-  return r?.status === 200 ? r.body.seq : undefined;
+  expect(r.status).toBe(201);
 }
 
+/** Produces one record; returns its offset when acknowledged (200), else undefined. */
+async function append(c: ProcCluster, id: number, value: unknown): Promise<number | undefined> {
+  const r = await c.tryJson<{ records: { offset: number }[] }>(id, `/v1/topics/${TOPIC}/records`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ records: [{ value }] }),
+  });
+  return r?.status === 200 ? r.body.records[0]?.offset : undefined;
+}
+
+/** The whole partition as this node has it, values as JSON text. */
 async function ledger(c: ProcCluster, id: number): Promise<string[]> {
   const out: string[] = [];
   for (;;) {
-    const r = await c.json<Ledger>(id, `/internal/ledger?from=${out.length}&limit=10000`);
-    out.push(...r.body.records.map((b) => Buffer.from(b, "base64").toString()));
-    if (r.body.records.length === 0 || out.length >= r.body.size) return out;
+    const r = await c.json<FetchBody>(
+      id,
+      `/v1/topics/${TOPIC}/partitions/0/records?offset=${out.length}&limit=10000`,
+    );
+    out.push(...r.body.records.map((rec) => JSON.stringify(rec.value)));
+    if (r.body.records.length === 0 || out.length >= r.body.endOffset) return out;
   }
 }
 
@@ -56,6 +72,7 @@ describe("a 3-node cluster of real processes", () => {
     const c = cluster;
     c.startAll();
     const leader = await c.waitForLeader();
+    await createTopic(c, leader);
     const acked = new Map<number, string>();
     const produce = async (ids: number[], from: number, n: number) => {
       await Promise.all(
@@ -98,7 +115,7 @@ describe("a 3-node cluster of real processes", () => {
     cluster = await ProcCluster.create({ size: 3 });
     const c = cluster;
     c.startAll();
-    await c.waitForLeader();
+    await createTopic(c, await c.waitForLeader());
     const acked = new Map<number, string>();
     let stop = false;
     const writers = [1, 2, 3].map(async (id) => {
@@ -133,6 +150,7 @@ describe("a 3-node cluster of real processes", () => {
     const c = cluster;
     c.startAll();
     const leader = await c.waitForLeader();
+    await createTopic(c, leader);
     const follower = [1, 2, 3].find((id) => id !== leader)!;
     await c.kill(follower);
     const others = [1, 2, 3].filter((id) => id !== follower);
@@ -159,6 +177,7 @@ describe("a 3-node cluster of real processes", () => {
     const c = cluster;
     c.startAll();
     const leader = await c.waitForLeader();
+    await createTopic(c, leader);
     for (let i = 0; i < 20; i++) expect(await append(c, leader, { i })).toBe(i);
     const { code, ms } = await c.terminate(leader);
     expect(code).toBe(0);
