@@ -82,16 +82,35 @@ export async function runDev(o: DevOptions): Promise<void> {
     await stopAll(1);
     return;
   }
+  process.stdout.write(`\n\n${devBanner(o.nodes, leader, (Date.now() - t0) / 1000)}`);
+}
+
+/** What `raftbus dev` prints once the cluster is up: the URLs and how to try it. */
+export function devBanner(nodes: number, leader: number, seconds: number): string {
+  const ids = Array.from({ length: nodes }, (_, i) => i + 1);
   const urls = ids
     .map((id) => `  node ${id}: http://127.0.0.1:${8080 + id}  (raft 127.0.0.1:${9090 + id})`)
     .join("\n");
-  process.stdout.write(
-    `\n\nraftbus dev cluster is up in ${((Date.now() - t0) / 1000).toFixed(1)} s, leader is node ${leader}\n${urls}\n\n` +
-      "try:\n" +
-      "  curl -s localhost:8081/v1/cluster\n" +
-      "  curl -s -XPOST localhost:8082/internal/ledger -H 'content-type: application/json' -d '{\"hello\":\"raftbus\"}'\n" +
-      "  curl -s 'localhost:8083/internal/ledger?from=0'\n\n" +
-      "Ctrl-C stops all nodes.\n",
+  // Examples go through different nodes: any node serves everything (followers forward writes).
+  const a = "localhost:8081";
+  const b = nodes >= 2 ? "localhost:8082" : a;
+  const c = nodes >= 3 ? "localhost:8083" : a;
+  const json = "-H 'content-type: application/json'";
+  return (
+    `raftbus dev cluster is up in ${seconds.toFixed(1)} s, leader is node ${leader}\n${urls}\n\n` +
+    "Try it with curl:\n" +
+    `  curl -XPOST ${a}/v1/topics -d '{"name":"demo"}' ${json}\n` +
+    `  curl -XPOST ${b}/v1/topics/demo/records -d '{"records":[{"value":"hello"},{"key":"k1","value":{"n":1}}]}' ${json}\n` +
+    `  curl '${c}/v1/topics/demo/partitions/0/records?offset=0'\n` +
+    `  curl ${a}/v1/cluster\n\n` +
+    "with the CLI (in another terminal; it finds this cluster by default):\n" +
+    "  npx raftbus produce demo hello world\n" +
+    "  seq 1 100000 | npx raftbus produce demo\n" +
+    "  npx raftbus consume demo --from earliest\n" +
+    "  npx raftbus topics list; npx raftbus cluster status\n\n" +
+    "or over a WebSocket:\n" +
+    `  npx wscat -c 'ws://${a}/v1/topics/demo/subscribe?from=earliest'\n\n` +
+    "Ctrl-C stops all nodes.\n"
   );
 }
 

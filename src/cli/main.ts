@@ -1,9 +1,14 @@
 // The raftbus command line.
 
 import { Command, Option } from "commander";
+import { registerClusterCommand } from "./cluster-command.ts";
+import { registerConsumeCommand } from "./consume-command.ts";
 import { runDev } from "./dev-command.ts";
+import { ApiError, CliError, formatError } from "./http-client.ts";
 import { runNode } from "./node-command.ts";
 import { OptionError, resolveNodeOptions } from "./options.ts";
+import { registerProduceCommand } from "./produce-command.ts";
+import { registerTopicsCommand } from "./topics-command.ts";
 
 const program = new Command();
 program.name("raftbus").description("A replicated, append-only log and event bus.").version("0.1.0");
@@ -43,10 +48,21 @@ program
     await runDev({ dataDir: flags.data, nodes: Number(flags.nodes) });
   });
 
+registerTopicsCommand(program);
+registerProduceCommand(program);
+registerConsumeCommand(program);
+registerClusterCommand(program);
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof OptionError) {
     process.stderr.write(`raftbus: ${e.message}\n`);
     process.exit(2);
+  }
+  // Client commands: the API's error (or ours) without a stack. exitCode, not exit(): let stdout drain.
+  if (e instanceof ApiError || e instanceof CliError) {
+    process.stderr.write(`raftbus: ${formatError(e)}\n`);
+    process.exitCode = e instanceof CliError ? e.exitCode : 1;
+    return;
   }
   process.stderr.write(`raftbus: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
