@@ -63,6 +63,20 @@ export class ProcCluster {
     return c;
   }
 
+  /** Allocates ports and a data dir for a node outside the initial voters (to start with --join). */
+  async addNode(id: number): Promise<ProcNode> {
+    const n: ProcNode = {
+      id,
+      http: await freePort(),
+      raft: await freePort(),
+      dataDir: join(this.root, String(id)),
+      proc: undefined,
+      log: [],
+    };
+    this.nodes.set(id, n);
+    return n;
+  }
+
   url(id: number, path: string): string {
     return `http://127.0.0.1:${this.get(id).http}${path}`;
   }
