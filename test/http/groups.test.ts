@@ -1,18 +1,10 @@
 // Consumer groups' committed offsets through the HTTP app of a real single node.
 
-import type { FastifyInstance, LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestNode, type TestNode } from "./fixture.ts";
+import type { LightMyRequestResponse } from "fastify";
+import { beforeAll, describe, expect, it } from "vitest";
+import { app, useTestNode } from "./helpers.ts";
 
-let node: TestNode;
-let app: FastifyInstance;
-beforeAll(async () => {
-  node = await startTestNode();
-  app = node.server.app;
-});
-afterAll(async () => {
-  await node?.stop();
-});
+useTestNode();
 
 let topicSeq = 0;
 async function topic(partitions = 1, records: Record<number, number> = {}): Promise<string> {

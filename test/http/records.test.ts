@@ -2,22 +2,15 @@
 // node (LMDB, Raft runtime, broker): every status and error code of the routes.
 
 import { request as httpRequest } from "node:http";
-import type { FastifyInstance, LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LightMyRequestResponse } from "fastify";
+import { beforeAll, describe, expect, it } from "vitest";
 import { partitionForKey } from "../../src/broker/partitioner.ts";
 import { recordToJson } from "../../src/http/record-json.ts";
 import { canonicalJson, decodeBase64Strict } from "../../src/http/routes/records.ts";
-import { startTestNode, type TestNode } from "./fixture.ts";
+import { startTestNode } from "./fixture.ts";
+import { app, node, useTestNode } from "./helpers.ts";
 
-let node: TestNode;
-let app: FastifyInstance;
-beforeAll(async () => {
-  node = await startTestNode();
-  app = node.server.app;
-});
-afterAll(async () => {
-  await node?.stop();
-});
+useTestNode();
 
 let topicSeq = 0;
 async function topic(partitions = 1, extra: Record<string, unknown> = {}): Promise<string> {

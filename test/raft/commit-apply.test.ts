@@ -12,18 +12,14 @@ import {
 } from "../../src/raft/index.ts";
 import { Chaos } from "./crash-chaos.ts";
 import { Cluster, dec, enc } from "./harness.ts";
+import { progress } from "./observe.ts";
 import { ReadyAudit } from "./ready-audit.ts";
 import { msg, processOneHeld, Solo, storageWithLog } from "./stepwise.ts";
 
 const noElectionTricks = { preVote: false, checkQuorum: false };
 
 function matchOf(c: Cluster, leader: number, id: number): number {
-  const p = c
-    .node(leader)
-    .status()
-    .progress.find((x) => x.id === id);
-  if (!p) throw new Error(`leader ${leader} has no progress for ${id}`);
-  return p.match;
+  return progress(c, leader, id).match;
 }
 
 function indexes(es: Entry[]): number[] {

@@ -10,35 +10,16 @@ import {
   type Message,
   MessageType,
   ProgressState,
-  type ProgressStatus,
   type RaftNode,
   Role,
 } from "../../src/raft/index.ts";
 import { Cluster, enc } from "./harness.ts";
+import { heartbeats, progress, recordAndDrop } from "./observe.ts";
 import { tapRaftNodes } from "./ready-audit.ts";
-
-function progress(c: Cluster, leader: number, id: number): ProgressStatus {
-  const p = c
-    .node(leader)
-    .status()
-    .progress.find((x) => x.id === id);
-  if (!p) throw new Error(`leader ${leader} has no progress for ${id}`);
-  return p;
-}
 
 const bytes = (n: number, tag = "x") => tag.repeat(n);
 const wire = (es: Entry[]) => es.reduce((s, e) => s + entryWireSize(e), 0);
 const isApp = (m: Message, to: number) => m.type === MessageType.App && m.to === to;
-
-/** Records every delivered message and drops those `drop` selects. */
-function recordAndDrop(c: Cluster, drop: (m: Message) => boolean = () => false): Message[] {
-  const seen: Message[] = [];
-  c.filter = (m) => {
-    seen.push(m);
-    return !drop(m);
-  };
-  return seen;
-}
 
 let untap: (() => void) | undefined;
 afterEach(() => {
@@ -124,10 +105,7 @@ describe("B38 in-flight appends are bounded per follower", () => {
     expect(c.appliedData(2).length).toBe(6);
     // The network is fine again; only heartbeats follow.
     c.filter = undefined;
-    for (let i = 0; i < 5; i++) {
-      c.tick(1);
-      c.deliver();
-    }
+    heartbeats(c, 1, 5);
     expect(c.appliedData(3)).toEqual(c.appliedData(1));
     expect(progress(c, 1, 3).match).toBe(c.node(1).status().lastIndex);
   });
@@ -141,10 +119,7 @@ describe("B39 appends are bounded by maxSizePerMsg", () => {
     for (let i = 0; i < 10; i++) c.propose(1, bytes(50, String(i)));
     c.heal();
     const seen = recordAndDrop(c);
-    for (let i = 0; i < 3; i++) {
-      c.tick(1);
-      c.deliver();
-    }
+    heartbeats(c, 1, 3);
     const pages = seen.filter((m) => isApp(m, 3) && m.entries.length > 0);
     expect(pages.length).toBeGreaterThanOrEqual(5); // 10 entries of 74 wire bytes: 2 a page
     for (const m of pages) {
@@ -164,10 +139,7 @@ describe("B39 appends are bounded by maxSizePerMsg", () => {
     c.propose(1, "tiny");
     c.heal();
     const seen = recordAndDrop(c);
-    for (let i = 0; i < 3; i++) {
-      c.tick(1);
-      c.deliver();
-    }
+    heartbeats(c, 1, 3);
     const pages = seen.filter((m) => isApp(m, 3) && m.entries.length > 0);
     const big = pages.find((m) => m.entries.some((e) => e.data.length === 500));
     expect(big?.entries.length).toBe(1);

@@ -3,90 +3,11 @@
 // tests a behaviour is drawn from (see /work/shared/RAFT-BEHAVIOURS.md).
 
 import { describe, expect, it } from "vitest";
-import {
-  type HardState,
-  MemoryStorage,
-  type Message,
-  MessageType,
-  makeEntry,
-  NONE,
-  newMessage,
-  type RaftConfig,
-  RaftNode,
-  type Ready,
-  Role,
-  type Status,
-} from "../../src/raft/index.ts";
+import { MemoryStorage, MessageType, NONE, Role } from "../../src/raft/index.ts";
 import { Cluster, enc } from "./harness.ts";
+import { msg, Solo, storageWith } from "./solo.ts";
 
 // ---- helpers (local to this file) ----------------------------------------------
-
-type Overrides = Partial<Omit<RaftConfig, "id" | "storage" | "peers">>;
-
-/** One node driven by hand; Readies are persisted and advanced at once. */
-class Solo {
-  readonly node: RaftNode;
-  readonly storage: MemoryStorage;
-  out: Message[] = [];
-
-  constructor(
-    readonly id: number,
-    peers: number[],
-    overrides: Overrides = {},
-    storage = new MemoryStorage(),
-  ) {
-    this.storage = storage;
-    this.node = new RaftNode({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      seed: id,
-      ...overrides,
-    });
-    this.handle(this.node.ready());
-  }
-
-  handle(first: Ready | null): void {
-    let rd = first;
-    while (rd) {
-      this.out.push(...rd.immediateMessages);
-      this.storage.append(rd.entries);
-      if (rd.hardState) this.storage.setHardState(rd.hardState);
-      this.out.push(...rd.messages);
-      if (rd.confState) this.storage.setConfState(rd.confState);
-      rd = this.node.advance(rd);
-    }
-  }
-
-  step(m: Message): void {
-    this.handle(this.node.step(m));
-  }
-
-  tick(n = 1): void {
-    for (let i = 0; i < n; i++) this.handle(this.node.tick());
-  }
-
-  take(): Message[] {
-    const o = this.out;
-    this.out = [];
-    return o;
-  }
-
-  status(): Status {
-    return this.node.status();
-  }
-}
-
-function storageWith(terms: number[], hs: Partial<HardState> = {}): MemoryStorage {
-  const s = new MemoryStorage();
-  s.append(terms.map((t, i) => makeEntry(t, i + 1, enc(`i${i + 1}t${t}`))));
-  s.setHardState({ term: terms.at(-1) ?? 0, vote: NONE, commit: 0, ...hs });
-  return s;
-}
-
-const msg = (type: MessageType, fields: Partial<Message>) => newMessage(type, fields);
 
 /** Starts an election on `id` without delivering anything yet. */
 function hupNoDeliver(c: Cluster, id: number): void {

@@ -5,91 +5,25 @@
 import { describe, expect, it } from "vitest";
 import {
   checksumOk,
-  type HardState,
   isRaftError,
-  MemoryStorage,
+  type MemoryStorage,
   type Message,
   MessageType,
   makeEntry,
   NONE,
-  newMessage,
-  type RaftConfig,
-  RaftNode,
-  type Ready,
   Role,
-  type Status,
 } from "../../src/raft/index.ts";
 import { Cluster, dec, enc } from "./harness.ts";
+import { msg, Solo, storageWith, testRng } from "./solo.ts";
 
 // ---- helpers (local to this file) ----------------------------------------------
 
-type Overrides = Partial<Omit<RaftConfig, "id" | "storage" | "peers">>;
-
-/** One node driven by hand; Readies are persisted and advanced at once. */
-class Solo {
-  readonly node: RaftNode;
-  readonly storage: MemoryStorage;
-  out: Message[] = [];
-  readies: Ready[] = [];
-
-  constructor(
-    readonly id: number,
-    peers: number[],
-    overrides: Overrides = {},
-    storage = new MemoryStorage(),
-  ) {
-    this.storage = storage;
-    this.node = new RaftNode({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      seed: id,
-      ...overrides,
-    });
-    this.handle(this.node.ready());
-  }
-
-  handle(first: Ready | null): void {
-    let rd = first;
-    while (rd) {
-      this.readies.push(rd);
-      this.out.push(...rd.immediateMessages);
-      this.storage.append(rd.entries);
-      if (rd.hardState) this.storage.setHardState(rd.hardState);
-      this.out.push(...rd.messages);
-      if (rd.confState) this.storage.setConfState(rd.confState);
-      rd = this.node.advance(rd);
-    }
-  }
-
-  step(m: Message): void {
-    this.handle(this.node.step(m));
-  }
-
-  take(): Message[] {
-    const o = this.out;
-    this.out = [];
-    return o;
-  }
-
-  status(): Status {
-    return this.node.status();
-  }
-}
-
-/** The data every test gives entry (index, term): equal positions carry equal data. */
+/**
+ * The data every test gives entry (index, term), as storageWith does: equal positions
+ * carry equal data.
+ */
 const dataOf = (index: number, term: number) => enc(`i${index}t${term}`);
 const entry = (index: number, term: number) => makeEntry(term, index, dataOf(index, term));
-
-/** A storage holding entries 1..n with the given terms, and a hard state. */
-function storageWith(terms: number[], hs: Partial<HardState> = {}, voters: number[] = []): MemoryStorage {
-  const s = new MemoryStorage(voters);
-  s.append(terms.map((t, i) => entry(i + 1, t)));
-  s.setHardState({ term: terms.at(-1) ?? 0, vote: NONE, commit: 0, ...hs });
-  return s;
-}
 
 type LogRow = [index: number, term: number, data: string];
 
@@ -109,20 +43,6 @@ function idsOf(s: MemoryStorage): [number, number, number][] {
   const last = s.lastIndex();
   if (last < first) return [];
   return s.entries(first, last + 1, Number.MAX_SAFE_INTEGER).map((e) => [e.index, e.term, e.crc]);
-}
-
-const msg = (type: MessageType, fields: Partial<Message>) => newMessage(type, fields);
-
-function testRng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
 }
 
 function errorCode(f: () => unknown): string | undefined {

@@ -11,21 +11,12 @@ import {
   type Message,
   MessageType,
   ProgressState,
-  type ProgressStatus,
   type Snapshot,
 } from "../../src/raft/index.ts";
 import { Chaos } from "./crash-chaos.ts";
 import { Cluster, dec, enc } from "./harness.ts";
+import { heartbeats, progress, recordAndDrop } from "./observe.ts";
 import { msg, Solo, storageWithLog } from "./stepwise.ts";
-
-function progress(c: Cluster, leader: number, id: number): ProgressStatus {
-  const p = c
-    .node(leader)
-    .status()
-    .progress.find((x) => x.id === id);
-  if (!p) throw new Error(`leader ${leader} has no progress for ${id}`);
-  return p;
-}
 
 /** The application on `id` snapshots its state at its applied index and compacts the log there. */
 function snapshotAndCompact(c: Cluster, id: number, data?: Uint8Array): Snapshot {
@@ -36,25 +27,8 @@ function snapshotAndCompact(c: Cluster, id: number, data?: Uint8Array): Snapshot
   return snap;
 }
 
-/** Records every delivered message and drops those `drop` selects. */
-function recordAndDrop(c: Cluster, drop: (m: Message) => boolean = () => false): Message[] {
-  const seen: Message[] = [];
-  c.filter = (m) => {
-    seen.push(m);
-    return !drop(m);
-  };
-  return seen;
-}
-
 const snapsTo = (seen: Message[], to: number) =>
   seen.filter((m) => m.type === MessageType.Snap && m.to === to);
-
-function heartbeats(c: Cluster, leader: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    c.tick(leader);
-    c.deliver();
-  }
-}
 
 function throwsCode(f: () => unknown, code: "COMPACTED"): boolean {
   try {

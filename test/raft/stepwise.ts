@@ -8,6 +8,7 @@ import {
   MemoryStorage,
   type Message,
   makeEntry,
+  newMessage,
   type RaftConfig,
   RaftNode,
   type Ready,
@@ -99,20 +100,7 @@ export class Solo {
 
 /** A message with every field defaulted. */
 export function msg(m: Partial<Message> & Pick<Message, "type">): Message {
-  return {
-    from: 0,
-    to: 0,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    force: false,
-    context: "",
-    ...m,
-  };
+  return newMessage(m.type, m);
 }
 
 /** Storage for voters `voters` holding entries of the given terms at 1, 2, ... */

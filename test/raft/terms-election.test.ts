@@ -6,102 +6,19 @@ import { describe, expect, it } from "vitest";
 import {
   EntryType,
   emptyConfState,
-  type HardState,
   MemoryStorage,
   type Message,
   MessageType,
   makeEntry,
   NONE,
-  newMessage,
-  type RaftConfig,
-  RaftNode,
-  type Ready,
+  type RaftNode,
   Role,
   type SnapshotChunk,
-  type Status,
 } from "../../src/raft/index.ts";
 import { Cluster, enc } from "./harness.ts";
+import { msg, Solo, storageWith, testRng } from "./solo.ts";
 
 // ---- helpers (local to this file) ----------------------------------------------
-
-type Overrides = Partial<Omit<RaftConfig, "id" | "storage" | "peers">>;
-
-/**
- * One node driven by hand: every Ready is persisted to its storage and advanced
- * at once, and the messages it emits are collected in `out`.
- */
-class Solo {
-  readonly node: RaftNode;
-  readonly storage: MemoryStorage;
-  out: Message[] = [];
-  readies: Ready[] = [];
-
-  constructor(
-    readonly id: number,
-    peers: number[],
-    overrides: Overrides = {},
-    storage = new MemoryStorage(),
-  ) {
-    this.storage = storage;
-    this.node = new RaftNode({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      seed: id,
-      ...overrides,
-    });
-    this.handle(this.node.ready());
-  }
-
-  handle(first: Ready | null): void {
-    let rd = first;
-    while (rd) {
-      this.readies.push(rd);
-      this.out.push(...rd.immediateMessages);
-      if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
-      this.storage.append(rd.entries);
-      if (rd.hardState) this.storage.setHardState(rd.hardState);
-      this.out.push(...rd.messages);
-      if (rd.confState) this.storage.setConfState(rd.confState);
-      rd = this.node.advance(rd);
-    }
-  }
-
-  step(m: Message): void {
-    this.handle(this.node.step(m));
-  }
-
-  tick(n = 1): void {
-    for (let i = 0; i < n; i++) this.handle(this.node.tick());
-  }
-
-  campaign(): void {
-    this.handle(this.node.campaign());
-  }
-
-  /** The messages emitted since the last take. */
-  take(): Message[] {
-    const o = this.out;
-    this.out = [];
-    return o;
-  }
-
-  status(): Status {
-    return this.node.status();
-  }
-}
-
-/** A storage holding entries 1..n with the given terms, and a hard state. */
-function storageWith(terms: number[], hs: Partial<HardState> = {}): MemoryStorage {
-  const s = new MemoryStorage();
-  s.append(terms.map((t, i) => makeEntry(t, i + 1, enc(`i${i + 1}t${t}`))));
-  s.setHardState({ term: terms.at(-1) ?? 0, vote: NONE, commit: 0, ...hs });
-  return s;
-}
-
-const msg = (type: MessageType, fields: Partial<Message>) => newMessage(type, fields);
 
 /** A one-chunk snapshot message body at index 0 (nothing to install). */
 function emptySnapChunk(): SnapshotChunk {
@@ -116,19 +33,6 @@ function emptySnapChunk(): SnapshotChunk {
 
 function ids(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1);
-}
-
-/** A small xorshift PRNG for the test's own fault schedule (not the node's). */
-function testRng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
 }
 
 /**
