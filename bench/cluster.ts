@@ -1,7 +1,7 @@
 // Durable, replicated append rate of a real 3-node cluster on loopback: three
 // `raftbus node` processes (LMDB, fsync on, TCP between them), loaded with
-// autocannon through the HTTP ledger hook. Each request is one 100-byte record
-// acknowledged only after it is committed on a majority and applied.
+// autocannon through the produce API (one 100-byte record per request, as raw
+// bytes), each acknowledged only after it is committed on a majority and applied.
 //
 //   npm run bench:cluster [-- --runs 3 --duration 8 --connections 64]
 
@@ -70,6 +70,12 @@ async function main() {
     cluster.startAll();
     process.stdout.write("starting 3 nodes...\n");
     const leader = await cluster.waitForLeader();
+    const created = await cluster.json(leader, "/v1/topics", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "bench", partitions: 1 }),
+    });
+    if (created.status !== 201) throw new Error(`cannot create the topic: ${JSON.stringify(created.body)}`);
     const follower = [1, 2, 3].find((id) => id !== leader)!;
     const rows: Row[] = [];
     for (const [target, id, conns] of [
@@ -80,7 +86,7 @@ async function main() {
       const row: Row = { target, connections: conns, rps: [], p50: [], p99: [], errors: 0 };
       for (let run = 1; run <= RUNS; run++) {
         process.stdout.write(`  ${target}, ${conns} connections, run ${run}/${RUNS}\n`);
-        const r = await load(cluster.url(id, "/internal/ledger"), conns);
+        const r = await load(cluster.url(id, "/v1/topics/bench/records"), conns);
         row.rps.push(r.rps);
         row.p50.push(r.p50);
         row.p99.push(r.p99);
@@ -108,7 +114,7 @@ async function main() {
       `Command: \`npm run bench:cluster -- --runs ${RUNS} --duration ${DURATION_S} --connections ${CONNECTIONS}\``,
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
       "Three `raftbus node` processes (LMDB with fsync, TCP between nodes) and autocannon share the same 2 cores.",
-      "Each request is one 100-byte record through `POST /internal/ledger`, answered after commit on a majority and apply.",
+      "Each request is one 100-byte record (`POST /v1/topics/bench/records`, `application/octet-stream`), answered after commit on a majority and apply.",
       "",
       table,
       "",
