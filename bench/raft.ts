@@ -21,11 +21,12 @@
 // is what the core and this harness allocate per entry.
 
 import { execSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { EntryType, MemoryStorage, type Message, RaftNode, type Ready, Role } from "../src/raft/index.ts";
+import { writeResultsSection } from "./results-file.ts";
 
 // ---- options ---------------------------------------------------------------
 
@@ -337,23 +338,13 @@ function table(rows: Row[], runs: number): string {
   return lines.join("\n");
 }
 
-const BEGIN = "<!-- bench:raft:begin -->";
-const END = "<!-- bench:raft:end -->";
-
 function writeResults(section: string): void {
-  const path = new URL("./RESULTS.md", import.meta.url);
-  let text = "";
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    text = "# Benchmark results\n";
-  }
-  const block = `${BEGIN}\n${section}\n${END}`;
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) text = text.slice(0, b) + block + text.slice(e + END.length);
-  else text = `${text.trimEnd()}\n\n## Raft core (bench/raft.ts)\n\n${block}\n`;
-  writeFileSync(path, text);
+  writeResultsSection(
+    "<!-- bench:raft:begin -->",
+    "<!-- bench:raft:end -->",
+    "## Raft core (bench/raft.ts)",
+    section,
+  );
 }
 
 function main(): void {

@@ -13,12 +13,13 @@
 // Rates are over the timed sections only (append/put + waiting for durability),
 // entries/s and MB/s of payload (100 bytes per entry).
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { type Entry, makeEntry } from "../src/raft/index.ts";
 import { encodeEntry, LmdbStorage } from "../src/storage/lmdb-storage.ts";
+import { writeResultsSection } from "./results-file.ts";
 
 const PAYLOAD = 100;
 const BATCHES = [1, 64, 1024];
@@ -151,23 +152,13 @@ function table(rows: Row[]): string {
   return lines.join("\n");
 }
 
-const BEGIN = "<!-- bench:storage -->";
-const END = "<!-- /bench:storage -->";
-
 function writeResults(section: string): void {
-  const path = new URL("./RESULTS.md", import.meta.url);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    text = "# Benchmark results\n";
-  }
-  const block = `${BEGIN}\n${section}\n${END}`;
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) text = text.slice(0, b) + block + text.slice(e + END.length);
-  else text = `${text.trimEnd()}\n\n## Storage (bench/storage.ts)\n\n${block}\n`;
-  writeFileSync(path, text);
+  writeResultsSection(
+    "<!-- bench:storage -->",
+    "<!-- /bench:storage -->",
+    "## Storage (bench/storage.ts)",
+    section,
+  );
 }
 
 function loadavg(): string {
