@@ -1,11 +1,12 @@
 // Assembles one node: LMDB storage, the TCP transport, the Raft runtime, the
 // broker and the HTTP API. Used by `raftbus node` and by in-process tests.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { Broker } from "../broker/broker.ts";
 import { type ApplyResult, BrokerState } from "../broker/state.ts";
 import { buildApp } from "../http/app.ts";
+import { createMetrics } from "../metrics/registry.ts";
 import { type Logger, silentLogger } from "../node/ports.ts";
 import { Runtime } from "../node/runtime.ts";
 import { LmdbStorage } from "../storage/lmdb-storage.ts";
@@ -55,7 +56,8 @@ export async function startServer(o: NodeOptions, logger: Logger = silentLogger)
     raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
   });
   const broker = new Broker(runtime, state);
-  const app = await buildApp({ runtime, broker, authToken: o.authToken });
+  const metrics = createMetrics({ runtime, broker, version: packageVersion() });
+  const app = await buildApp({ runtime, broker, authToken: o.authToken, metrics });
   await app.listen({ host: http.host, port: http.port });
   const addr = app.server.address();
   const httpAddress = typeof addr === "object" && addr ? `${http.host}:${addr.port}` : o.http;
@@ -75,8 +77,18 @@ export async function startServer(o: NodeOptions, logger: Logger = silentLogger)
       await app.close();
       clearTimeout(grace);
       await runtime.stop(); // waits for writes, flushes, closes transport and storage
+      metrics.close();
     })();
     return stopped;
   };
   return { app, runtime, broker, state, transport, httpAddress, raftAddress, stop };
+}
+
+let version: string | undefined;
+/** package.json's version, for raftbus_build_info. */
+function packageVersion(): string {
+  version ??= (
+    JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  ).version;
+  return version;
 }

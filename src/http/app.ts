@@ -9,6 +9,7 @@ import type { HttpDeps } from "./deps.ts";
 import { sendCoded, sendError } from "./errors.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
 import { groupRoutes } from "./routes/groups.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { subscribeRoutes } from "./routes/subscribe.ts";
 import { topicRoutes } from "./routes/topics.ts";
@@ -80,5 +81,6 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
   await app.register(recordRoutes, deps);
   await app.register(groupRoutes, deps);
   await app.register(subscribeRoutes, deps);
+  await app.register(metricsRoutes, deps);
   return app;
 }

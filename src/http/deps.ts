@@ -3,6 +3,7 @@
 
 import type { Broker } from "../broker/broker.ts";
 import type { ApplyResult } from "../broker/state.ts";
+import type { Metrics } from "../metrics/registry.ts";
 import type { Runtime } from "../node/runtime.ts";
 
 export interface HttpDeps {
@@ -13,4 +14,6 @@ export interface HttpDeps {
   /** Limits (API.md defaults). */
   maxRecordBytes?: number;
   maxBodyBytes?: number;
+  /** This node's Prometheus metrics; without it there is no GET /metrics. */
+  metrics?: Metrics | undefined;
 }

@@ -129,7 +129,7 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.post<{ Params: { topic: string }; Querystring: Query; Body: unknown }>(
     "/v1/topics/:topic/records",
     { schema: { body: { content: { "application/json": { schema: produceBodySchema } } } } },
-    async (req) => {
+    async (req, reply) => {
       const { topic } = req.params;
       const timeoutMs = parseTimeout(queryParam(req.query, "timeoutMs"));
       const rawIdem = req.headers["idempotency-key"];
@@ -199,7 +199,9 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
         opts.idempotencyKey = rawIdem;
         opts.bodyHash = hash.digest("hex");
       }
-      return { records: await broker.produce(topic, records, opts) };
+      const positions = await broker.produce(topic, records, opts);
+      deps.metrics?.observeProduce(topic, records.length, reply.elapsedTime / 1000);
+      return { records: positions };
     },
   );
 
