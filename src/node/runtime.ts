@@ -45,6 +45,9 @@ export type RuntimeErrorCode =
   | "INVALID"
   | "STOPPED";
 
+/** Readies queued behind an in-flight write before peer messages are dropped. */
+const MAX_QUEUED_READIES = 10_000;
+
 export class RuntimeError extends CodedError {
   constructor(code: RuntimeErrorCode, message: string) {
     super(code, message);
@@ -126,10 +129,11 @@ export class Runtime<R = unknown> extends EventEmitter {
   private removedSelf = false;
   leader: NodeId = 0;
   role: Role = Role.Follower;
-  /** Highest commit index this node has heard of (for /readyz). */
+  /** Duration of the last group-commit fsync. */
   private lastSyncSeconds = 0;
   readonly stats = {
     readies: 0,
+    droppedMessages: 0,
     batches: 0,
     syncs: 0,
     appliedEntries: 0,
@@ -223,6 +227,12 @@ export class Runtime<R = unknown> extends EventEmitter {
 
   private onMessage(m: Message): void {
     if (this.stopped) return;
+    // Bound the Readies waiting behind a slow write: past the bound, peer
+    // messages are dropped (Raft retransmits) instead of queueing without end.
+    if (this.readyQueue.length >= MAX_QUEUED_READIES) {
+      this.stats.droppedMessages++;
+      return;
+    }
     this.enqueue(this.node.step(m));
   }
 
