@@ -475,6 +475,12 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
         if (s) for (let o = s.start; o < s.end; o++) this.recordsDb.remove(recKey(t.id, p, o));
       }
     }
+    // Keys written by applies not yet committed are invisible to getRange():
+    // remove what the in-memory maps know too, so nothing stale survives.
+    for (const name of this.topics.keys()) this.stateDb.remove(`topic:${name}`);
+    for (const k of this.parts.keys()) this.stateDb.remove(`part:${k}`);
+    for (const g of this.groups.keys()) this.stateDb.remove(`group:${g}`);
+    for (const k of this.idem.keys()) this.stateDb.remove(`idem:${k}`);
     for (const { key } of this.stateDb.getRange()) this.stateDb.remove(key as string);
     this.topics.clear();
     this.parts.clear();

@@ -42,7 +42,6 @@ export type RuntimeErrorCode =
   | "BACKPRESSURE"
   | "COMMIT_TIMEOUT"
   | "CHANGE_IN_PROGRESS"
-  | "INVALID"
   | "STOPPED";
 
 /** Readies queued behind an in-flight write before peer messages are dropped. */
@@ -118,7 +117,13 @@ export class Runtime<R = unknown> extends EventEmitter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
-  private nextRequestId = 1;
+  /**
+   * Request ids match applied entries to waiting clients, so they must not
+   * repeat across restarts (an old entry of this node, committed after a
+   * restart, must not answer a new request): start from the clock (ms × 1024,
+   * plus noise), well below 2^53.
+   */
+  private nextRequestId = Date.now() * 1024 + Math.floor(Math.random() * 1024);
   private readonly waiters = new Map<number, Waiter<R>>();
   private readonly reads = new Map<string, ReadWaiter>();
   private readonly readsWaitingApply: ReadWaiter[] = [];
@@ -459,8 +464,8 @@ export class Runtime<R = unknown> extends EventEmitter {
       this.enqueue(this.node.proposeConfChange(cc));
     } catch (e) {
       if (isRaftError(e, "CHANGE_IN_PROGRESS")) throw new RuntimeError("CHANGE_IN_PROGRESS", e.message);
-      if (isRaftError(e))
-        throw new RuntimeError(e.code === "INVALID_CONF_CHANGE" ? "INVALID" : "NO_LEADER", e.message);
+      if (isRaftError(e, "INVALID_CONF_CHANGE")) throw new CodedError("INVALID_REQUEST", e.message);
+      if (isRaftError(e)) throw new RuntimeError("NO_LEADER", e.message);
       throw e;
     }
     // Wait until the configuration reflects the change (or time out).
