@@ -10,6 +10,7 @@ import {
   majorityVote,
   type VoteResult,
 } from "../../src/raft/quorum.ts";
+import { Prng } from "../../src/sim/prng.ts";
 
 const set = (...ids: number[]) => new Set(ids);
 const matchOf = (m: Record<number, number>) => (id: number) => m[id] ?? 0;
@@ -43,16 +44,10 @@ function refVote(voters: Set<number>, v: Map<number, boolean>): VoteResult {
   return "pending";
 }
 
-/** A small deterministic PRNG (mulberry32) so the comparison is reproducible. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A deterministic stream of floats in [0, 1) (the simulator's PRNG), so failures replay. */
+function rng(seed: number): () => number {
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 describe("quorum: majority commit index", () => {

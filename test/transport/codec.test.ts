@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { makeEntry } from "../../src/raft/crc32c.ts";
 import { EntryType, type Message, MessageType, newMessage } from "../../src/raft/types.ts";
+import { Prng } from "../../src/sim/prng.ts";
 import {
   CodecError,
   decodeMessage,
@@ -11,16 +12,10 @@ import {
 import { decodeRaftBatch, FrameError, FrameKind, FrameReader } from "../../src/transport/frame.ts";
 import { decodeHello, encodeHello, NONCE_BYTES } from "../../src/transport/handshake.ts";
 
-/** A tiny deterministic PRNG (mulberry32) so failures replay. */
+/** A deterministic stream of floats in [0, 1) (the simulator's PRNG), so failures replay. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 function bytes(s: string): Uint8Array {
