@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { levelNumber, lineSplitter, prettyLine } from "./pretty-log.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/raftbus.js", import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -14,6 +15,8 @@ const READY_TIMEOUT_MS = 60_000;
 export interface DevOptions {
   dataDir: string;
   nodes: number;
+  /** Passed to every node; the terminal shows their lines at this level and above. */
+  logLevel?: string;
 }
 
 export async function runDev(o: DevOptions): Promise<void> {
@@ -23,6 +26,11 @@ export async function runDev(o: DevOptions): Promise<void> {
   const ids = Array.from({ length: o.nodes }, (_, i) => i + 1);
   const children = new Map<number, ChildProcess>();
   let stopping = false;
+  // Node logs go to the terminal, pretty, once the cluster is up (before that
+  // the progress line owns it); the files keep every JSON line.
+  let showLogs = false;
+  const logLevel = o.logLevel ?? "info";
+  const pretty = { color: process.stdout.isTTY === true, minLevel: levelNumber(logLevel) };
 
   const stopAll = async (code: number) => {
     if (stopping) return;
@@ -49,6 +57,7 @@ export async function runDev(o: DevOptions): Promise<void> {
       .map((p) => `${p}=127.0.0.1:${9090 + p}`)
       .join(",");
     const args = [BIN, "node", "--id", String(id), "--data-dir", join(dataDir, String(id))];
+    args.push("--log-level", logLevel);
     args.push("--http", `127.0.0.1:${8080 + id}`, "--raft", `127.0.0.1:${9090 + id}`);
     if (peers) args.push("--peers", peers);
     const logPath = join(dataDir, `node-${id}.log`);
@@ -56,6 +65,13 @@ export async function runDev(o: DevOptions): Promise<void> {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
     child.stdout?.pipe(logFile);
     child.stderr?.pipe(logFile);
+    const toTerminal = lineSplitter((line) => {
+      if (!showLogs) return;
+      const text = prettyLine(line, id, pretty);
+      if (text !== null) process.stdout.write(`${text}\n`);
+    });
+    child.stdout?.on("data", toTerminal);
+    child.stderr?.on("data", toTerminal);
     child.on("exit", (code, signal) => {
       if (!stopping) {
         process.stderr.write(`node ${id} exited (${signal ?? code}); see ${logPath}\n`);
@@ -83,6 +99,8 @@ export async function runDev(o: DevOptions): Promise<void> {
     return;
   }
   process.stdout.write(`\n\n${devBanner(o.nodes, leader, (Date.now() - t0) / 1000)}`);
+  process.stdout.write(`\nnode logs (${logLevel} and above; JSON in ${dataDir}/node-<id>.log):\n`);
+  showLogs = true;
 }
 
 /** What `raftbus dev` prints once the cluster is up: the URLs and how to try it. */

@@ -44,8 +44,9 @@ program
   .description("run a local 3-node cluster (http 8081-8083, raft 9091-9093, data under ./data)")
   .option("--data <dir>", "data directory", "data")
   .option("--nodes <n>", "number of nodes", "3")
-  .action(async (flags: { data: string; nodes: string }) => {
-    await runDev({ dataDir: flags.data, nodes: Number(flags.nodes) });
+  .option("--log-level <level>", "node log level shown (pretty) in the terminal", "info")
+  .action(async (flags: { data: string; nodes: string; logLevel: string }) => {
+    await runDev({ dataDir: flags.data, nodes: Number(flags.nodes), logLevel: flags.logLevel });
   });
 
 registerTopicsCommand(program);

@@ -3,6 +3,7 @@
 
 import { mkdirSync, readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
+import type { Logger as PinoLogger } from "pino";
 import { Broker } from "../broker/broker.ts";
 import { type ApplyResult, BrokerState } from "../broker/state.ts";
 import { buildApp } from "../http/app.ts";
@@ -26,7 +27,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-export async function startServer(o: NodeOptions, logger: Logger = silentLogger): Promise<Server> {
+/** `log` is pino (the HTTP layer needs its child loggers); without it the node is silent. */
+export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Server> {
+  const logger: Logger = log ?? silentLogger;
   mkdirSync(o.dataDir, { recursive: true });
   const storage = LmdbStorage.open(o.dataDir);
   const state = new BrokerState(storage.env);
@@ -57,7 +60,7 @@ export async function startServer(o: NodeOptions, logger: Logger = silentLogger)
   });
   const broker = new Broker(runtime, state);
   const metrics = createMetrics({ runtime, broker, version: packageVersion() });
-  const app = await buildApp({ runtime, broker, authToken: o.authToken, metrics });
+  const app = await buildApp({ runtime, broker, authToken: o.authToken, metrics, logger: log });
   await app.listen({ host: http.host, port: http.port });
   const addr = app.server.address();
   const httpAddress = typeof addr === "object" && addr ? `${http.host}:${addr.port}` : o.http;

@@ -18,7 +18,11 @@ export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: false,
+    // One child logger per request (with its reqId) only when a logger is given;
+    // the per-request "incoming/completed" lines are off: they would cost more
+    // than the request on the hot path. Errors are logged in sendError.
+    ...(deps.logger ? { loggerInstance: deps.logger.child({ component: "http" }) } : { logger: false }),
+    disableRequestLogging: true,
     bodyLimit: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     // Topic and group names have up to 249 characters (the router's default cap is
     // 100, answered with a 414 outside the error shape); Node caps the request line

@@ -40,6 +40,13 @@ export function sendError(
   // A node that is shutting down is, to a client, a node without a leader: retry elsewhere.
   const wire = code === "STOPPED" ? "NO_LEADER" : code;
   const status = STATUS[wire] ?? 500;
+  const req = reply.request;
+  // Client errors are normal traffic (debug); a 500 is ours to look at (error).
+  if (req?.log) {
+    const fields = { code: wire, status, method: req.method, url: req.url, msg: message };
+    if (status >= 500 && wire === "INTERNAL") req.log.error(fields, "request failed");
+    else req.log.debug(fields, "request refused");
+  }
   if (wire === "NO_LEADER") reply.header("Retry-After", "1");
   return reply.status(status).send(errorBody(wire, message, extra));
 }

@@ -15,6 +15,7 @@ import {
   EntryType,
   isRaftError,
   type Message,
+  MessageType,
   type NodeId,
   type RaftConfig,
   RaftNode,
@@ -46,6 +47,8 @@ export type RuntimeErrorCode =
 
 /** Readies queued behind an in-flight write before peer messages are dropped. */
 const MAX_QUEUED_READIES = 10_000;
+/** A group-commit fsync at least this long is logged as a warning. */
+const SLOW_SYNC_SECONDS = 0.1;
 
 export class RuntimeError extends CodedError {
   constructor(code: RuntimeErrorCode, message: string) {
@@ -568,10 +571,22 @@ export class Runtime<R = unknown> extends EventEmitter {
           this.lastSyncSeconds = (performance.now() - t0) / 1000;
           this.stats.syncs++;
           this.emit("sync", this.lastSyncSeconds);
+          if (this.lastSyncSeconds >= SLOW_SYNC_SECONDS)
+            this.log.warn(
+              { seconds: this.lastSyncSeconds, term: this.node.status().term },
+              "slow storage sync",
+            );
         }
         // 2. Send what depended on that write. 3. Apply. 4. Advance.
         for (const rd of batch) {
-          for (const m of rd.messages) this.o.transport.send(m);
+          for (const m of rd.messages) {
+            if (m.type === MessageType.Snap && m.snapshot?.offset === 0)
+              this.log.info(
+                { peer: m.to, index: m.snapshot.metadata.index, term: m.term },
+                "sending snapshot to a lagging peer",
+              );
+            this.o.transport.send(m);
+          }
           this.applyReady(rd);
         }
         for (const rd of batch) {
@@ -610,7 +625,16 @@ export class Runtime<R = unknown> extends EventEmitter {
       this.role = rd.softState.role;
       if (changed) {
         this.emit("role", this.role, this.leader);
-        this.log.info({ role: this.role, leader: this.leader, term: this.node.status().term }, "raft role");
+        const term = this.node.status().term;
+        const what =
+          this.role === Role.Leader
+            ? "became leader"
+            : this.role === Role.Follower
+              ? this.leader
+                ? "following leader"
+                : "follower without a leader"
+              : "campaigning";
+        this.log.info({ role: this.role, leader: this.leader, term }, what);
         if (this.role === Role.Leader) setImmediate(() => this.announceSelf());
       }
     }
@@ -639,6 +663,7 @@ export class Runtime<R = unknown> extends EventEmitter {
     this.stats.appliedEntries++;
     if (e.type === EntryType.ConfChange) {
       this.applyMembershipContext(e);
+      this.logConfChange(e);
       sm.skip(e.index);
       return;
     }
@@ -665,6 +690,19 @@ export class Runtime<R = unknown> extends EventEmitter {
     this.waiters.delete(requestId);
     clearTimeout(w.timer);
     w.resolve(result);
+  }
+
+  private logConfChange(e: Entry): void {
+    try {
+      const cc = decodeConfChange(e.data);
+      const changes = cc.changes.map((c) => `${ConfChangeType[c.type] ?? c.type} ${c.nodeId}`);
+      this.log.info(
+        { index: e.index, term: e.term, changes: changes.length ? changes : ["leave joint"] },
+        "membership change applied",
+      );
+    } catch {
+      // Undecodable: applyMembershipContext ignores it too.
+    }
   }
 
   private applyMembershipContext(e: Entry): void {
