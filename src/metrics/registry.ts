@@ -29,8 +29,8 @@ export interface MetricsDeps {
 
 export interface Metrics {
   readonly registry: Registry;
-  /** A produce answered 200 on this node: `records` records, request to commit in `seconds`. */
-  observeProduce(topic: string, records: number, seconds: number): void;
+  /** A produce answered 200 on this node: `records` records of `bytes` value bytes, request to commit in `seconds`. */
+  observeProduce(topic: string, records: number, bytes: number, seconds: number): void;
   /** Stops listening to the runtime's events. */
   close(): void;
 }
@@ -132,6 +132,12 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     labelNames: ["topic"] as const,
     registers,
   });
+  const produceBytes = new Counter({
+    name: "raftbus_produce_bytes_total",
+    help: "Value bytes of the records produced through this node (counted on the node that answered).",
+    labelNames: ["topic"] as const,
+    registers,
+  });
   const produceLatency = new Histogram({
     name: "raftbus_produce_latency_seconds",
     help: "Produce requests answered 200 by this node, request to commit.",
@@ -218,8 +224,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
   return {
     registry,
-    observeProduce(topic, records, seconds) {
+    observeProduce(topic, records, bytes, seconds) {
       produceRecords.inc({ topic }, records);
+      produceBytes.inc({ topic }, bytes);
       produceLatency.observe(seconds);
     },
     close() {

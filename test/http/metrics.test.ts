@@ -18,6 +18,7 @@ const FAMILIES = [
   "raftbus_raft_leader_changes_total",
   "raftbus_storage_sync_seconds",
   "raftbus_produce_records_total",
+  "raftbus_produce_bytes_total",
   "raftbus_produce_latency_seconds",
   "raftbus_topic_end_offset",
   "raftbus_subscribers",
@@ -90,6 +91,8 @@ describe("GET /metrics", () => {
 
     const text = await scrape();
     expect(sample(text, `raftbus_produce_records_total{topic="${topic}"}`)).toBe(5);
+    // Values 0..n-1 as JSON: one byte each.
+    expect(sample(text, `raftbus_produce_bytes_total{topic="${topic}"}`)).toBe(5);
     expect(sample(text, "raftbus_produce_latency_seconds_count")).toBe(2);
     expect(sample(text, `raftbus_topic_end_offset{topic="${topic}",partition="0"}`)).toBe(5);
     expect(sample(text, `raftbus_topic_end_offset{topic="${topic}",partition="1"}`)).toBe(0);

@@ -200,7 +200,11 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
         opts.bodyHash = hash.digest("hex");
       }
       const positions = await broker.produce(topic, records, opts);
-      deps.metrics?.observeProduce(topic, records.length, reply.elapsedTime / 1000);
+      if (deps.metrics) {
+        let bytes = 0;
+        for (const r of records) bytes += r.value.length;
+        deps.metrics.observeProduce(topic, records.length, bytes, reply.elapsedTime / 1000);
+      }
       return { records: positions };
     },
   );
