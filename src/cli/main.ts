@@ -20,6 +20,18 @@ program
   .addOption(new Option("--data-dir <dir>", "where the node persists everything (RAFTBUS_DATA_DIR)"))
   .addOption(new Option("--http <host:port>", "HTTP API address (RAFTBUS_HTTP)"))
   .addOption(new Option("--raft <host:port>", "peer listen address (RAFTBUS_RAFT)"))
+  .addOption(
+    new Option(
+      "--advertise-http <host:port>",
+      "HTTP address other nodes and clients use, when --http listens on 0.0.0.0 (RAFTBUS_ADVERTISE_HTTP)",
+    ),
+  )
+  .addOption(
+    new Option(
+      "--advertise-raft <host:port>",
+      "peer address other nodes use, when --raft listens on 0.0.0.0 (RAFTBUS_ADVERTISE_RAFT)",
+    ),
+  )
   .addOption(new Option("--peers <list>", "other initial voters: id=host:port,... (RAFTBUS_PEERS)"))
   .addOption(new Option("--join", "start empty and wait to be added to an existing cluster (RAFTBUS_JOIN)"))
   .addOption(new Option("--cluster-id <name>", "refuse peers of another cluster (RAFTBUS_CLUSTER_ID)"))

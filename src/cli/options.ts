@@ -5,6 +5,9 @@ export interface NodeOptions {
   dataDir: string;
   http: string;
   raft: string;
+  /** What other nodes and clients use to reach this node (default: --http / --raft). */
+  advertiseHttp?: string | undefined;
+  advertiseRaft?: string | undefined;
   peers: Map<number, string>;
   join: boolean;
   clusterId: string;
@@ -76,12 +79,18 @@ export function resolveNodeOptions(raw: Raw): NodeOptions {
   const raft = get("raft", "RAFT") ?? `127.0.0.1:${9090 + id}`;
   parseHostPort(http, "--http");
   parseHostPort(raft, "--raft");
+  const advertiseHttp = get("advertiseHttp", "ADVERTISE_HTTP");
+  const advertiseRaft = get("advertiseRaft", "ADVERTISE_RAFT");
+  if (advertiseHttp !== undefined) parseHostPort(advertiseHttp, "--advertise-http");
+  if (advertiseRaft !== undefined) parseHostPort(advertiseRaft, "--advertise-raft");
   const joinRaw = raw.join === true ? "true" : env("JOIN");
   return {
     id,
     dataDir: get("dataDir", "DATA_DIR") ?? `data/${id}`,
     http,
     raft,
+    advertiseHttp,
+    advertiseRaft,
     peers: parsePeers(get("peers", "PEERS") ?? "", id),
     join: joinRaw === "true" || joinRaw === "1",
     clusterId: get("clusterId", "CLUSTER_ID") ?? "raftbus",

@@ -48,7 +48,7 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
     id: o.id,
     peers: o.peers,
     // With port 0 the real HTTP port is known only after listen; announce it then.
-    self: { raft: raftAddress, http: o.http },
+    self: { raft: o.advertiseRaft ?? raftAddress, http: o.advertiseHttp ?? o.http },
     join: o.join,
     storage,
     stateMachine: state,
@@ -64,7 +64,7 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
   await app.listen({ host: http.host, port: http.port });
   const addr = app.server.address();
   const httpAddress = typeof addr === "object" && addr ? `${http.host}:${addr.port}` : o.http;
-  runtime.setSelfHttp(httpAddress);
+  runtime.setSelfHttp(o.advertiseHttp ?? httpAddress);
   runtime.start();
   broker.start();
 
