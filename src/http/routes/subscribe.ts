@@ -20,6 +20,13 @@
 //   over highWaterBytes, or while maxPendingCommits commits are in flight, the
 //   server stops reading the client's frames (ws.pause()).
 //
+// Flow control by credit (an extension of API.md, see docs/client.md): with
+// `?credit=N` the server sends at most N records, plus whatever the client
+// grants later with `{"type":"credit","records":n}` frames. This is how a
+// client that cannot pause its socket (a browser) stops the server from
+// sending; without `credit` nothing changes (TCP backpressure only). A
+// `{"type":"ping"}` frame is answered with `{"type":"pong"}`.
+//
 // Close codes: 4404 topic deleted, 4416 retention trimmed records this reader
 // had not been sent yet, 1001 node shutting down (grace, then terminate).
 
@@ -66,7 +73,12 @@ interface Plan {
   partitions: number[];
   from: From;
   group: string | undefined;
+  /** Initial credit in records; undefined: no credit flow control. */
+  credit: number | undefined;
 }
+
+/** Credit a subscription may hold at once (initial plus granted): far above any useful window. */
+export const MAX_CREDIT = 1_000_000_000;
 
 /** One subscription's state, for metrics and tests. */
 export interface SubscriptionStats {
@@ -197,6 +209,8 @@ class Subscription {
     private readonly group: string | undefined,
     /** partition -> next offset to send, in partition order. */
     private readonly cursors: Map<number, number>,
+    /** Records the client has granted and not been sent; undefined: no credit flow control. */
+    private credit: number | undefined,
   ) {}
 
   start(): void {
@@ -287,12 +301,15 @@ class Subscription {
             return this.close(CLOSE_TRIMMED, `partition ${partition} trimmed past offset ${next}`);
           }
           if (next >= b.end) continue;
-          const frame = this.buildFrame(partition, next);
+          // Out of credit: stop; a credit frame kicks the pump again.
+          if (this.credit !== undefined && this.credit <= 0) return;
+          const frame = this.buildFrame(partition, next, this.credit);
           if (!frame) continue;
           progressed = true;
           this.cursors.set(partition, frame.nextOffset);
           this.framesSent++;
           this.recordsSent += frame.count;
+          if (this.credit !== undefined) this.credit -= frame.count;
           await this.sendWithBackpressure(frame.text);
         }
       }
@@ -305,8 +322,10 @@ class Subscription {
   private buildFrame(
     partition: number,
     offset: number,
+    credit: number | undefined,
   ): { text: string; count: number; nextOffset: number } | undefined {
-    const { maxFrameRecords, maxFrameBytes } = SUBSCRIBE_LIMITS;
+    const { maxFrameBytes } = SUBSCRIBE_LIMITS;
+    const maxFrameRecords = Math.min(SUBSCRIBE_LIMITS.maxFrameRecords, credit ?? Number.POSITIVE_INFINITY);
     const records = this.broker.state.read(this.topic, partition, offset, maxFrameRecords, maxFrameBytes);
     let text = `{"type":"records","partition":${partition},"records":[`;
     let expected = offset;
@@ -354,9 +373,16 @@ class Subscription {
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.closed) return;
     const sole = this.cursors.size === 1 ? this.cursors.keys().next().value : undefined;
-    const f = parseClientFrame(data, isBinary, this.group !== undefined, sole);
+    const f = parseClientFrame(data, isBinary, this.group !== undefined, sole, this.credit !== undefined);
     if ("error" in f) this.invalid(f.error);
+    else if ("credit" in f) this.grant(f.credit);
+    else if ("ping" in f) this.reply({ type: "pong" });
     else this.commit(this.group!, f);
+  }
+
+  private grant(records: number): void {
+    this.credit = Math.min(MAX_CREDIT, (this.credit ?? 0) + records);
+    this.kick();
   }
 
   private commit(group: string, c: CommitFrame): void {
@@ -416,16 +442,18 @@ interface CommitFrame {
 }
 
 /**
- * A client frame: the only type is `commit`. `partition` may be left out when
- * the subscription has one partition (`sole`). Anything else is an error
- * message for an INVALID_REQUEST frame.
+ * A client frame: `commit`, `ping`, or `credit` on a subscription opened with
+ * `?credit=`. `partition` may be left out of a commit when the subscription
+ * has one partition (`sole`). Anything else is an error message for an
+ * INVALID_REQUEST frame.
  */
 export function parseClientFrame(
   data: RawData,
   isBinary: boolean,
   hasGroup: boolean,
   sole: number | undefined,
-): CommitFrame | { error: string } {
+  hasCredit = false,
+): CommitFrame | { credit: number } | { ping: true } | { error: string } {
   if (isBinary) return { error: "frames are JSON text, not binary" };
   let msg: unknown;
   try {
@@ -437,6 +465,16 @@ export function parseClientFrame(
     return { error: "a frame is a JSON object with a type" };
   }
   const m = msg as Record<string, unknown>;
+  // A liveness probe for clients without WebSocket pings (browsers): answered with a pong frame.
+  if (m.type === "ping") return { ping: true };
+  if (m.type === "credit") {
+    if (!hasCredit) return { error: "credit needs a subscription with ?credit=" };
+    const n = m.records;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1 || n > MAX_CREDIT) {
+      return { error: `credit needs records, an integer in 1..${MAX_CREDIT}` };
+    }
+    return { credit: n };
+  }
   if (m.type !== "commit") {
     return {
       error: m.type === undefined ? "frame has no type" : `unknown frame type ${JSON.stringify(m.type)}`,
@@ -506,6 +544,8 @@ function plan(broker: Broker, topic: string, q: Query): Plan {
   const rawPartition = single(q, "partition");
   const from = parseFrom(single(q, "from"));
   const group = parseGroup(single(q, "group"));
+  const rawCredit = single(q, "credit");
+  const credit = rawCredit === undefined ? undefined : intParam(rawCredit, "credit", 0, MAX_CREDIT);
   let partitions: number[];
   if (rawPartition === undefined) {
     partitions = info.partitions.map((p) => p.partition);
@@ -526,7 +566,7 @@ function plan(broker: Broker, topic: string, q: Query): Plan {
       }
     }
   }
-  return { topic, partitions, from, group };
+  return { topic, partitions, from, group, credit };
 }
 
 /**
@@ -613,7 +653,7 @@ export async function subscribeRoutes(app: FastifyInstance, deps: HttpDeps): Pro
       if (!(cursors instanceof Map)) return socket.close(cursors.code, cursors.reason);
       // Detects peers that vanished (kernel probes, answered even by a paused reader).
       req.raw.socket?.setKeepAlive?.(true, 30_000);
-      new Subscription(socket, broker, registry, p.topic, p.group, cursors).start();
+      new Subscription(socket, broker, registry, p.topic, p.group, cursors, p.credit).start();
     },
   });
 }
