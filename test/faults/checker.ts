@@ -70,8 +70,10 @@ export interface CheckResult {
     subscriberRecords: number;
     /** Subscribers that had not read to the end of the final log when stopped. */
     subscribersBehind: string[];
-    /** Status codes seen, with counts. */
+    /** Answers seen (status and error code; 0 is no answer), with counts. */
     statuses: Record<string, number>;
+    /** 4xx answers by node: the workload sends only valid requests, so these are worth a look. */
+    clientErrors: Record<string, number>;
   };
 }
 
@@ -124,6 +126,7 @@ export function check(input: CheckInput): CheckResult {
     subscriberRecords: 0,
     subscribersBehind: [],
     statuses: {},
+    clientErrors: {},
   };
 
   const reference = referenceLogs(input, a, info);
@@ -143,7 +146,12 @@ export function check(input: CheckInput): CheckResult {
   const byValue = new Map<string, Attempt[]>();
   const requests = new Map<string, string[]>();
   for (const at of input.attempts) {
-    info.statuses[String(at.status)] = (info.statuses[String(at.status)] ?? 0) + 1;
+    const st = `${at.status}${at.code ? ` ${at.code}` : ""}`;
+    info.statuses[st] = (info.statuses[st] ?? 0) + 1;
+    if (at.status >= 400 && at.status < 500) {
+      const k = `${st} from node ${at.node}`;
+      info.clientErrors[k] = (info.clientErrors[k] ?? 0) + 1;
+    }
     if (at.outcome === "fail") info.failedAttempts++;
     if (at.outcome === "info") info.indeterminateAttempts++;
     const first = at.records[0]!.value;

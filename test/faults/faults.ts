@@ -193,6 +193,7 @@ export const FAULTS: Fault[] = [
     kind: "process",
     async inject(ctx) {
       const n = ctx.rng.pick(live(ctx.c));
+      const logBefore = ctx.c.log(n);
       const bytes = ctx.c.fillDisk(n);
       // Under load the node must extend its file soon; it must then stop, loudly.
       const deadline = Date.now() + 60_000;
@@ -204,8 +205,11 @@ export const FAULTS: Fault[] = [
         detail += "still running after 60 s";
         ctx.log(`disk-full: node ${n} did not need to grow its file within 60 s`);
       } else {
-        const loud = /raft runtime failed|Error/.test(ctx.c.log(n));
-        detail += `exited (code ${exit?.code}, signal ${exit?.signal})${loud ? " with an error logged" : ""}`;
+        const all = ctx.c.log(n);
+        const since = all.startsWith(logBefore) ? all.slice(logBefore.length) : all;
+        const loud = (/raft runtime failed[^"]*/.exec(since) ??
+          /"msg":"([^"]*error[^"]*)"/i.exec(since))?.[0];
+        detail += `exited (code ${exit?.code}, signal ${exit?.signal})${loud ? `, logged "${loud}"` : ""}`;
         if (exit?.code === 0 || !loud) ctx.processFailure(`disk-full on node ${n}: quiet exit (${detail})`);
       }
       return {

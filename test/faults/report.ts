@@ -21,7 +21,8 @@ export function summarize(r: RunReport): string {
     `log: ${i.recordsInLog} records; indeterminate-only values present ${i.indeterminatePresent}, absent ${i.indeterminateAbsent}; ` +
       `allowed duplicates (keyless retries) ${i.allowedDuplicates}`,
   );
-  lines.push(`statuses: ${JSON.stringify(i.statuses)}`);
+  lines.push(`answers: ${JSON.stringify(i.statuses)}`);
+  if (Object.keys(i.clientErrors).length > 0) lines.push(`4xx answers: ${JSON.stringify(i.clientErrors)}`);
   lines.push(
     `subscribers: ${i.subscriberRecords} distinct offsets seen; converged after heal in ${
       r.convergedMs === undefined ? "(not within 90 s)" : `${(r.convergedMs / 1000).toFixed(1)} s`
