@@ -7,8 +7,8 @@ import {
   addClientOptions,
   type ClientFlags,
   type ClusterInfo,
-  clientOptionsFrom,
-  RaftbusClient,
+  clientFrom,
+  type RaftbusClient,
   table,
 } from "./http-client.ts";
 
@@ -22,31 +22,15 @@ export function registerClusterCommand(program: Command): void {
       .option("--json", "print the API's JSON answer (GET /v1/cluster)")
       .option("--no-probe", "do not ask each member's HTTP API whether it is ready"),
   ).action(async (f: ClientFlags & { json?: boolean; probe: boolean }) => {
-    const client = new RaftbusClient(clientOptionsFrom(f));
-    let c = await client.cluster();
-    const scheme = client.server.startsWith("https:") ? "https" : "http";
-    let via = client.server;
+    const client = clientFrom(f);
     // Only the leader knows how far each member has replicated: ask it when it is another node.
-    const leaderHttp = c.members.find((m) => m.id === c.leaderId)?.http;
-    if (c.leaderId !== null && c.leaderId !== c.nodeId && leaderHttp) {
-      try {
-        const res = await fetch(`${scheme}://${leaderHttp}/v1/cluster`, {
-          headers: client.authHeaders(),
-          signal: AbortSignal.timeout(3000),
-        });
-        if (res.ok) {
-          c = (await res.json()) as ClusterInfo;
-          via = `${scheme}://${leaderHttp}`;
-        }
-      } catch {
-        // the view of the node that answered will do
-      }
-    }
+    const { via, ...c } = await client.clusterStatus({ fromLeader: true });
     if (f.json) {
       process.stdout.write(`${JSON.stringify(c)}\n`);
       return;
     }
-    const ready = f.probe ? await probeAll(c, scheme, client.authHeaders()) : new Map<number, string>();
+    const scheme = via.startsWith("https:") ? "https" : "http";
+    const ready = f.probe ? await probeAll(client, c, scheme) : new Map<number, string>();
     process.stdout.write(`${formatStatus(c, ready, via)}\n`);
   });
 }
@@ -78,25 +62,11 @@ export function formatStatus(c: ClusterInfo, ready: Map<number, string>, via: st
 }
 
 /** Each member's /readyz: "ready", "not ready" or "unreachable". */
-async function probeAll(
-  c: ClusterInfo,
-  scheme: string,
-  headers: Record<string, string>,
-): Promise<Map<number, string>> {
+async function probeAll(client: RaftbusClient, c: ClusterInfo, scheme: string): Promise<Map<number, string>> {
   const out = new Map<number, string>();
   await Promise.all(
     c.members.map(async (m) => {
-      if (!m.http) return;
-      try {
-        const res = await fetch(`${scheme}://${m.http}/readyz`, {
-          headers,
-          signal: AbortSignal.timeout(1500),
-        });
-        await res.arrayBuffer();
-        out.set(m.id, res.status === 200 ? "ready" : "not ready");
-      } catch {
-        out.set(m.id, "unreachable");
-      }
+      if (m.http) out.set(m.id, await client.probe(`${scheme}://${m.http}`));
     }),
   );
   return out;

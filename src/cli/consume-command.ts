@@ -1,34 +1,31 @@
 // `raftbus consume <topic>`, in the manner of kafka-console-consumer: follows a
-// topic over WebSocket subscriptions (one per partition, API.md "Subscribe")
-// and prints each record's value, one per line, until Ctrl-C, --max-messages
-// or --timeout-ms without a record.
+// topic with the client's Consumer (src/client) and prints each record's
+// value, one per line, until Ctrl-C, --max-messages or --timeout-ms without
+// a record.
 //
-// Position: the CLI keeps, per partition, the next offset to print. Every
-// subscription, the first and each one after a dropped connection (to the next
-// server in --server), starts exactly there, so the output has no gaps and no
-// repeats. `latest` and a group's committed offset are resolved to numbers
-// before the first connection for the same reason.
-//
-// With --group, the next offset of each partition (only ever of records
-// printed) is committed every --commit-interval-ms and on exit, with
-// `{"type":"commit"}` frames (falling back to POST /v1/groups/:group/offsets),
-// so a restarted consumer of the group resumes where this one stopped.
+// The Consumer does the hard parts: a WebSocket per partition, failover to
+// the next server resuming exactly after the last record (no gap, no
+// repeat), credit so the server stops sending while stdout is stalled. With
+// --group, printed records are committed every --commit-interval-ms and on
+// exit, so a restarted consumer of the group resumes where this one stopped.
 
+import { once } from "node:events";
 import type { Command } from "commander";
-import type WebSocket from "ws";
 import {
-  ApiError,
+  type ConsumedRecord,
+  type Consumer,
+  OffsetOutOfRangeError,
+  TopicDeletedError,
+} from "../client/index.ts";
+import {
   addClientOptions,
-  backoffMs,
   CliError,
   type ClientFlags,
-  clientOptionsFrom,
+  clientFrom,
   type FetchedRecord,
   formatError,
   intArg,
-  RaftbusClient,
-  type Subscription,
-  type TopicInfo,
+  type RaftbusClient,
 } from "./http-client.ts";
 import { Progress, rate } from "./produce-command.ts";
 
@@ -109,285 +106,72 @@ export function formatRecord(partition: number, r: FetchedRecord, f: ConsumeFlag
   return s + valueText(r);
 }
 
-interface PartitionState {
-  partition: number;
-  /** Next offset to print; "earliest" until the first record when started there. */
-  next: number | "earliest";
-  /** Whether `next` came from the user's explicit --from (an out-of-range one is then an error). */
-  explicit: boolean;
-  ws: WebSocket | undefined;
-  /** Highest offset committed (acknowledged) and sent for commit. */
-  committed: number;
-  commitSent: number;
-  attempt: number;
-  /** Consecutive failures to reach any server. */
-  failures: number;
+/** Records to read before the consumer is caught up (for the progress line). */
+async function backlogOf(client: RaftbusClient, topic: string, from: From, f: ConsumeFlags): Promise<number> {
+  if (from === "latest") return 0;
+  const info = await client.describeTopic(topic);
+  const parts = info.partitions.filter((p) => f.partition === undefined || p.partition === f.partition);
+  const committed = new Map<number, number>();
+  if (from === undefined && f.group !== undefined) {
+    for (const o of await client.groupOffsets(f.group))
+      if (o.topic === topic) committed.set(o.partition, o.offset);
+  }
+  let n = 0;
+  for (const p of parts) {
+    const start =
+      from === "earliest"
+        ? p.startOffset
+        : typeof from === "number"
+          ? from
+          : (committed.get(p.partition) ?? p.endOffset);
+    n += Math.max(0, p.endOffset - Math.max(start, p.startOffset));
+  }
+  return n;
 }
-
-const COMMIT_WAIT_MS = 5000;
-const PING_MS = 10_000;
 
 export async function runConsume(topic: string, f: ConsumeFlags): Promise<void> {
   const from = parseFrom(f.from);
-  const client = new RaftbusClient(clientOptionsFrom(f));
-  const info: TopicInfo = await client.getTopic(topic);
-  const parts =
-    f.partition === undefined ? info.partitions : info.partitions.filter((p) => p.partition === f.partition);
-  if (parts.length === 0) {
-    throw new ApiError(
-      404,
-      "PARTITION_NOT_FOUND",
-      `topic "${topic}" has no partition ${f.partition} (it has ${info.partitions.length})`,
-      false,
-    );
-  }
-
-  // Where each partition starts, as a number where it can be.
-  let committedByGroup = new Map<number, number>();
-  if (from === undefined && f.group !== undefined) {
-    const offsets = await client.groupOffsets(f.group);
-    committedByGroup = new Map(offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
-  }
-  const states: PartitionState[] = parts.map((p) => {
-    let next: number | "earliest";
-    if (from === "earliest") next = "earliest";
-    else if (typeof from === "number") next = from;
-    else if (from === "latest") next = p.endOffset;
-    else next = committedByGroup.get(p.partition) ?? p.endOffset;
-    const c = committedByGroup.get(p.partition) ?? -1;
-    return {
-      partition: p.partition,
-      next,
-      explicit: typeof from === "number",
-      ws: undefined,
-      committed: c,
-      commitSent: c,
-      attempt: 0,
-      failures: 0,
-    };
-  });
-  const backlog = parts.reduce((n, p, i) => {
-    const s = states[i]!.next;
-    const start = s === "earliest" ? p.startOffset : Math.max(s, p.startOffset);
-    return n + Math.max(0, p.endOffset - start);
-  }, 0);
-
+  const client = clientFrom(f);
   const stderrTty = process.stderr.isTTY === true;
   const stdoutTty = process.stdout.isTTY === true;
-  const showProgress = !f.quiet && (f.progress === true || stderrTty) && backlog > 0;
   const progress = new Progress(process.stderr, stderrTty, stderrTty ? 250 : 1000);
   const note = (s: string) => {
     if (f.quiet) return;
     progress.clear();
     process.stderr.write(`${s}\n`);
   };
-
-  let count = 0;
-  let lastRecordAt = Date.now();
-  let finished = false;
-  let fatal: unknown;
-  let paused = false;
-  let finish!: () => void;
-  const done = new Promise<void>((r) => {
-    finish = r;
+  const consumer: Consumer = client.subscribe(topic, {
+    ...(from === undefined ? {} : { from }),
+    ...(f.partition === undefined ? {} : { partition: f.partition }),
+    ...(f.group === undefined ? {} : { group: f.group }),
+    autoCommitIntervalMs: f.commitIntervalMs,
+    onEvent: note,
   });
-  const stop = (e?: unknown) => {
-    if (finished) return;
-    if (e !== undefined) fatal = e;
-    finished = true;
-    // Read the sockets again (they may be paused for a stalled stdout): commit answers come on them.
-    paused = false;
-    for (const st of states) st.ws?.resume();
-    finish();
-  };
+  const wantProgress = !f.quiet && (f.progress === true || stderrTty);
+  const backlog = wantProgress ? await backlogOf(client, topic, from, f).catch(() => 0) : 0;
+  const showProgress = wantProgress && backlog > 0;
 
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    // The reader went away (e.g. `| head`): stop, and still commit what was printed.
-    if (e.code === "EPIPE") stop();
-    else stop(e);
+  // Ctrl-C, SIGTERM, a closed stdout or --timeout-ms end the loop through `stopped`.
+  let stop!: () => void;
+  const stopped = new Promise<"stop">((r) => {
+    stop = () => r("stop");
   });
-
-  const onRecords = (st: PartitionState, records: FetchedRecord[]) => {
-    if (finished) return;
-    let out = "";
-    for (const r of records) {
-      if (typeof st.next === "number" && r.offset < st.next) continue; // never print one twice
-      out += `${formatRecord(st.partition, r, f)}\n`;
-      st.next = r.offset + 1;
-      count++;
-      if (f.maxMessages !== undefined && count >= f.maxMessages) break;
-    }
-    if (out) {
-      lastRecordAt = Date.now();
-      if (stdoutTty) progress.clear();
-      if (!process.stdout.write(out) && !paused) {
-        // A slow reader of our output: stop reading the sockets (the server then stops sending).
-        paused = true;
-        for (const s of states) s.ws?.pause();
-        process.stdout.once("drain", () => {
-          paused = false;
-          for (const s of states) s.ws?.resume();
-        });
-      }
-    }
-    if (showProgress && count < backlog) {
-      progress.update(
-        () =>
-          `consumed ${count} of a ${backlog}-record backlog (${rate(count, progress.elapsedMs)} records/s)`,
-      );
-    } else if (showProgress) {
-      progress.clear();
-    }
-    if (f.maxMessages !== undefined && count >= f.maxMessages) stop();
-  };
-
-  // Commit waiters: resolved by "committed" frames.
-  const commitWaiters = new Set<{ st: PartitionState; offset: number; resolve: () => void }>();
-  const sendCommit = (st: PartitionState): boolean => {
-    if (f.group === undefined || typeof st.next !== "number" || st.next <= st.commitSent) return false;
-    if (!st.ws || st.ws.readyState !== st.ws.OPEN) return false;
-    st.ws.send(JSON.stringify({ type: "commit", partition: st.partition, offset: st.next }));
-    st.commitSent = st.next;
-    return true;
-  };
-
-  const connect = async (st: PartitionState): Promise<void> => {
-    while (!finished) {
-      const server = client.server;
-      let sub: Subscription;
-      try {
-        sub = await client.openSubscription(
-          topic,
-          { partition: st.partition, from: st.next, group: f.group },
-          (text) => onFrame(st, text),
-        );
-      } catch (e) {
-        if (finished) return;
-        if (e instanceof ApiError && e.code === "OFFSET_OUT_OF_RANGE") {
-          const start = Number(e.details.startOffset);
-          const end = Number(e.details.endOffset);
-          if (st.explicit && st.attempt === 0) {
-            return stop(
-              new CliError(
-                `--from ${st.next} is out of range for partition ${st.partition}: it holds offsets ${start}..${end}`,
-              ),
-            );
-          }
-          if (typeof st.next === "number" && Number.isFinite(start) && st.next < start) {
-            note(
-              `partition ${st.partition}: records ${st.next}..${start - 1} were removed by retention before they were read; continuing at ${start}`,
-            );
-            st.next = start;
-            continue;
-          }
-          if (typeof st.next === "number" && Number.isFinite(end) && st.next > end) {
-            // The topic was deleted and created again under the name: it starts over.
-            note(
-              `partition ${st.partition}: offset ${st.next} is past the end ${end} (topic re-created?); continuing at ${end}`,
-            );
-            st.next = end;
-            continue;
-          }
-        }
-        if (e instanceof ApiError && !e.retriable) return stop(e);
-        st.failures++;
-        client.rotate(server);
-        const wait = st.failures >= client.servers.length ? backoffMs(st.failures) : 0;
-        if (st.failures === client.servers.length || st.failures % 20 === 0)
-          note(`cannot subscribe (${formatError(e)}); retrying...`);
-        if (wait) await new Promise((r) => setTimeout(r, wait));
-        continue;
-      }
-      const ws = sub.ws;
-      if (finished) {
-        ws.terminate();
-        return;
-      }
-      if (st.attempt > 0 || st.failures > 0)
-        note(`resumed partition ${st.partition} at offset ${st.next} via ${client.server}`);
-      st.failures = 0;
-      st.ws = ws;
-      if (paused) ws.pause();
-      const closed = await watch(st, sub);
-      st.ws = undefined;
-      if (finished) return;
-      st.attempt++;
-      if (closed.code === 4404) return stop(new CliError(`topic "${topic}" was deleted`));
-      if (closed.code !== 4416) {
-        // A node shutting down (1001) or a broken connection: on to the next server.
-        client.rotate(server);
-        note(
-          `connection to ${server} closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ""}); resuming partition ${st.partition} at offset ${st.next === "earliest" ? "earliest" : st.next} via ${client.server}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, Math.min(1000, backoffMs(st.attempt - 1) / 4)));
-    }
-  };
-
-  const onFrame = (st: PartitionState, text: string) => {
-    let msg: {
-      type?: string;
-      partition?: number;
-      offset?: number;
-      records?: FetchedRecord[];
-      code?: string;
-      message?: string;
-    };
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (msg.type === "records" && Array.isArray(msg.records)) onRecords(st, msg.records);
-    else if (msg.type === "committed" && typeof msg.offset === "number") {
-      st.committed = Math.max(st.committed, msg.offset);
-      for (const w of commitWaiters) if (w.st === st && st.committed >= w.offset) w.resolve();
-    } else if (msg.type === "error") {
-      note(`server: ${msg.code ?? "ERROR"}: ${msg.message ?? ""}`);
-    }
-  };
-
-  /** Pings the socket (a silent node or network is cut off) and waits for its close. */
-  const watch = async (st: PartitionState, sub: Subscription): Promise<{ code: number; reason: string }> => {
-    const { ws } = sub;
-    let alive = true;
-    const mark = () => {
-      alive = true;
-    };
-    ws.on("pong", mark);
-    ws.on("message", mark);
-    const ping = setInterval(() => {
-      // While our stdout is stalled the socket is paused on purpose and reads no pongs.
-      if (paused) {
-        alive = true;
-        return;
-      }
-      if (!alive) {
-        ws.terminate(); // no answer within PING_MS
-        return;
-      }
-      alive = false;
-      ws.ping();
-    }, PING_MS);
-    const closed = await sub.closed;
-    clearInterval(ping);
-    // Commits sent on this socket and not acknowledged may be lost: send them again later.
-    st.commitSent = st.committed;
-    return closed;
-  };
-
+  let interrupted = false;
   const onSignal = () => {
-    if (finished) process.exit(130);
+    if (interrupted) process.exit(130);
+    interrupted = true;
     stop();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  const commitTimer =
-    f.group !== undefined
-      ? setInterval(() => {
-          for (const st of states) sendCommit(st);
-        }, f.commitIntervalMs)
-      : undefined;
+  let outputError: unknown;
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    // The reader went away (e.g. `| head`): stop, and still commit what was printed.
+    if (e.code !== "EPIPE") outputError = e;
+    stop();
+  };
+  process.stdout.on("error", onStdoutError);
+  let lastRecordAt = Date.now();
   const idleTimer =
     f.timeoutMs !== undefined
       ? setInterval(
@@ -398,70 +182,55 @@ export async function runConsume(topic: string, f: ConsumeFlags): Promise<void> 
         )
       : undefined;
 
-  const readers = states.map((st) => connect(st).catch((e) => stop(e)));
-  await done;
-  clearInterval(commitTimer);
-  clearInterval(idleTimer);
-  progress.clear();
-
-  const committedAll =
-    f.group === undefined ||
-    (await finalCommit(client, f.group, topic, states, commitWaiters, sendCommit, note));
-  for (const st of states) {
-    const ws = st.ws;
-    if (!ws) continue;
-    ws.close(1000);
-    setTimeout(() => ws.terminate(), 1000).unref();
+  let count = 0;
+  let fatal: unknown;
+  try {
+    while (f.maxMessages === undefined || count < f.maxMessages) {
+      const r = await Promise.race([consumer.next(), stopped]);
+      if (r === "stop" || r.done) break;
+      const rec: ConsumedRecord = r.value;
+      count++;
+      lastRecordAt = Date.now();
+      if (stdoutTty) progress.clear();
+      // A slow reader of our output: stop pulling records (the consumer then stops granting credit).
+      if (!process.stdout.write(`${formatRecord(rec.partition, rec, f)}\n`)) {
+        await Promise.race([once(process.stdout, "drain"), stopped]);
+      }
+      if (showProgress && count < backlog) {
+        progress.update(
+          () =>
+            `consumed ${count} of a ${backlog}-record backlog (${rate(count, progress.elapsedMs)} records/s)`,
+        );
+      } else if (showProgress) progress.clear();
+    }
+  } catch (e) {
+    fatal = e;
+  } finally {
+    clearInterval(idleTimer);
+    progress.clear();
   }
-  await Promise.race([Promise.all(readers), new Promise((r) => setTimeout(r, 2000).unref())]);
+
+  // Everything printed counts as processed: commit it all, then close.
+  let committed = true;
+  if (f.group !== undefined) {
+    await consumer.commit().catch((e: unknown) => {
+      committed = false;
+      note(`could not commit the offsets of group "${f.group}": ${formatError(e)}`);
+    });
+  }
+  await consumer.close().catch(() => {});
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
+  process.stdout.off("error", onStdoutError);
+  if (fatal instanceof OffsetOutOfRangeError) {
+    const { startOffset, endOffset, partition } = fatal.details;
+    throw new CliError(
+      `--from ${f.from} is out of range for partition ${partition}: it holds offsets ${startOffset}..${endOffset}`,
+    );
+  }
+  if (fatal instanceof TopicDeletedError) throw new CliError(`topic "${topic}" was deleted`);
   if (fatal !== undefined) throw fatal;
+  if (outputError !== undefined) throw outputError;
   if (!f.quiet) process.stderr.write(`Processed a total of ${count} message${count === 1 ? "" : "s"}\n`);
-  if (!committedAll) throw new CliError(`could not commit the offsets of group "${f.group}"`);
-}
-
-/** Commits each partition's next offset: by frame where the socket is up, else over HTTP. */
-async function finalCommit(
-  client: RaftbusClient,
-  group: string,
-  topic: string,
-  states: PartitionState[],
-  waiters: Set<{ st: PartitionState; offset: number; resolve: () => void }>,
-  sendCommit: (st: PartitionState) => boolean,
-  note: (s: string) => void,
-): Promise<boolean> {
-  let ok = true;
-  await Promise.all(
-    states.map(async (st) => {
-      if (typeof st.next !== "number" || st.next <= st.committed) return;
-      const offset = st.next;
-      sendCommit(st);
-      if (st.commitSent >= offset && st.ws) {
-        const acked = await new Promise<boolean>((resolve) => {
-          const w = {
-            st,
-            offset,
-            resolve: () => {
-              waiters.delete(w);
-              resolve(true);
-            },
-          };
-          waiters.add(w);
-          if (st.committed >= offset) resolve(true);
-          st.ws?.once("close", () => resolve(false));
-          setTimeout(() => resolve(false), COMMIT_WAIT_MS).unref();
-        });
-        if (acked) return;
-      }
-      try {
-        await client.commitOffset(group, topic, st.partition, offset);
-        st.committed = offset;
-      } catch (e) {
-        ok = false;
-        note(`could not commit offset ${offset} of partition ${st.partition}: ${formatError(e)}`);
-      }
-    }),
-  );
-  return ok;
+  if (!committed) throw new CliError(`could not commit the offsets of group "${f.group}"`);
 }

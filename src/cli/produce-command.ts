@@ -10,12 +10,12 @@ import {
   addClientOptions,
   CliError,
   type ClientFlags,
-  clientOptionsFrom,
+  clientFrom,
   formatError,
   intArg,
-  type ProduceRecord,
-  RaftbusClient,
-  type RecordPosition,
+  type ProducerRecord,
+  type RaftbusClient,
+  type RecordMetadata,
 } from "./http-client.ts";
 
 export interface ProduceFlags extends ClientFlags {
@@ -90,8 +90,8 @@ export interface RecordOptions {
 }
 
 /** One input line (or argument) as a record; `where` names it in errors ("line 7"). */
-export function toRecord(line: string, where: string, o: RecordOptions): ProduceRecord {
-  const r: ProduceRecord = {};
+export function toRecord(line: string, where: string, o: RecordOptions): ProducerRecord {
+  const r: ProducerRecord = {};
   let text = line;
   if (o.keySeparator !== undefined) {
     const i = line.indexOf(o.keySeparator);
@@ -151,7 +151,7 @@ export interface BatcherOptions {
  * appended in input order). The first permanent failure stops it.
  */
 export class Batcher {
-  private batch: ProduceRecord[] = [];
+  private batch: ProducerRecord[] = [];
   private bytes = 0;
   private readonly slots: Slots;
   private readonly inflight = new Set<Promise<void>>();
@@ -171,7 +171,7 @@ export class Batcher {
   }
 
   /** Adds a record; waits while the batch is full and no request slot is free. */
-  async add(r: ProduceRecord): Promise<void> {
+  async add(r: ProducerRecord): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     const size = Buffer.byteLength(JSON.stringify(r)) + 1;
     if (
@@ -216,7 +216,7 @@ export class Batcher {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  private async send(batch: ProduceRecord[]): Promise<void> {
+  private async send(batch: ProducerRecord[]): Promise<void> {
     try {
       const positions = await this.client.produce(this.topic, batch);
       this.note(positions);
@@ -226,7 +226,7 @@ export class Batcher {
     }
   }
 
-  private note(positions: RecordPosition[]): void {
+  private note(positions: RecordMetadata[]): void {
     for (const p of positions) {
       const r = this.ranges.get(p.partition);
       if (!r) this.ranges.set(p.partition, [p.offset, p.offset]);
@@ -291,7 +291,7 @@ export async function runProduce(topic: string, values: string[], f: ProduceFlag
   if (f.key !== undefined && f.keySeparator !== undefined)
     throw new CliError("--key and --key-separator exclude each other", 2);
   if (f.keySeparator === "") throw new CliError("--key-separator must not be empty", 2);
-  const client = new RaftbusClient(clientOptionsFrom(f));
+  const client = clientFrom(f);
   const ro: RecordOptions = {
     key: f.key,
     partition: f.partition,

@@ -7,9 +7,8 @@ import {
   ApiError,
   addClientOptions,
   type ClientFlags,
-  clientOptionsFrom,
+  clientFrom,
   intArg,
-  RaftbusClient,
   type TopicInfo,
   table,
 } from "./http-client.ts";
@@ -47,7 +46,7 @@ export function registerTopicsCommand(program: Command): void {
           ifNotExists?: boolean;
         },
     ) => {
-      const client = new RaftbusClient(clientOptionsFrom(f));
+      const client = clientFrom(f);
       let topic: TopicInfo;
       try {
         topic = await client.createTopic({
@@ -59,10 +58,10 @@ export function registerTopicsCommand(program: Command): void {
       } catch (e) {
         // TOPIC_EXISTS after an attempt whose outcome was unknown is most likely our own creation.
         const exists = e instanceof ApiError && e.code === "TOPIC_EXISTS";
-        if (exists && (f.ifNotExists || e.afterUncertainAttempt)) {
-          topic = await client.getTopic(name);
+        if (exists && (f.ifNotExists || e.maybeApplied)) {
+          topic = await client.describeTopic(name);
           if (f.json) print(JSON.stringify(topic));
-          else if (e.afterUncertainAttempt) print(`created topic "${name}": ${summary(topic)}`);
+          else if (e.maybeApplied) print(`created topic "${name}": ${summary(topic)}`);
           else print(`topic "${name}" exists already: ${summary(topic)}`);
           return;
         }
@@ -79,11 +78,11 @@ export function registerTopicsCommand(program: Command): void {
       .description("list the topics")
       .option("--json", "print the API's JSON answer"),
   ).action(async (f: ClientFlags & JsonFlag) => {
-    const client = new RaftbusClient(clientOptionsFrom(f));
-    const res = await client.listTopics();
-    if (f.json) return print(JSON.stringify(res));
-    if (res.topics.length === 0) return print("no topics");
-    const rows = [...res.topics]
+    const client = clientFrom(f);
+    const topics = await client.listTopics();
+    if (f.json) return print(JSON.stringify({ topics }));
+    if (topics.length === 0) return print("no topics");
+    const rows = [...topics]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((t) => [t.name, t.partitions.length, records(t), retention(t)]);
     print(table(["NAME", "PARTITIONS", "RECORDS", "RETENTION"], rows));
@@ -95,8 +94,8 @@ export function registerTopicsCommand(program: Command): void {
       .description("show a topic's partitions, offsets and retention")
       .option("--json", "print the API's JSON answer"),
   ).action(async (name: string, f: ClientFlags & JsonFlag) => {
-    const client = new RaftbusClient(clientOptionsFrom(f));
-    const t = await client.getTopic(name);
+    const client = clientFrom(f);
+    const t = await client.describeTopic(name);
     if (f.json) return print(JSON.stringify(t));
     print(
       `topic:      ${t.name}\npartitions: ${t.partitions.length}\nrecords:    ${records(t)}\nretention:  ${retention(t)}\n`,
@@ -117,14 +116,14 @@ export function registerTopicsCommand(program: Command): void {
       .option("--if-exists", "succeed quietly when there is no such topic")
       .option("--json", "print a JSON answer"),
   ).action(async (name: string, f: ClientFlags & JsonFlag & { ifExists?: boolean }) => {
-    const client = new RaftbusClient(clientOptionsFrom(f));
+    const client = clientFrom(f);
     try {
       await client.deleteTopic(name);
     } catch (e) {
       const missing = e instanceof ApiError && e.code === "TOPIC_NOT_FOUND";
       // After an attempt whose outcome was unknown, "not found" is most likely our own deletion.
-      if (!(missing && (f.ifExists || e.afterUncertainAttempt))) throw e;
-      if (!e.afterUncertainAttempt) {
+      if (!(missing && (f.ifExists || e.maybeApplied))) throw e;
+      if (!e.maybeApplied) {
         print(f.json ? JSON.stringify({ deleted: false, name }) : `no topic "${name}"`);
         return;
       }

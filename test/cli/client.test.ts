@@ -1,5 +1,6 @@
-// The CLI's building blocks without a cluster: the HTTP client's failover,
-// retries and idempotency keys against a scripted fake server; parsing of
+// The CLI's building blocks without a cluster: the client (src/client) as the
+// CLI makes it, its failover, retries and idempotency keys against a scripted
+// fake server; parsing of
 // servers, records and --from; record formatting.
 
 import { once } from "node:events";
@@ -17,6 +18,7 @@ import {
   table,
 } from "../../src/cli/http-client.ts";
 import { Batcher, readLines, toRecord } from "../../src/cli/produce-command.ts";
+import { TopicNotFoundError } from "../../src/client/index.ts";
 import { freePort } from "../node/proc-cluster.ts";
 
 interface Seen {
@@ -85,7 +87,7 @@ describe("http client", () => {
       err(504, "COMMIT_TIMEOUT", true),
       produced,
     ]);
-    const c = new RaftbusClient({ servers: [s.url], token: "t0k", retryTimeoutMs: 10_000 });
+    const c = new RaftbusClient({ servers: [s.url], token: "t0k", retryTimeoutMs: 10_000, discover: false });
     const pos = await c.produce("demo", [{ value: "a" }, { key: "k", value: { n: 1 } }]);
     expect(pos).toEqual([{ partition: 0, offset: 7, timestamp: 1 }]);
     expect(s.seen).toHaveLength(4);
@@ -109,7 +111,11 @@ describe("http client", () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const noLeader = await fake([err(503, "NO_LEADER", true)]);
     const good = await fake([produced]);
-    const c = new RaftbusClient({ servers: [dead, noLeader.url, good.url], retryTimeoutMs: 10_000 });
+    const c = new RaftbusClient({
+      servers: [dead, noLeader.url, good.url],
+      retryTimeoutMs: 10_000,
+      discover: false,
+    });
     await c.produce("t", [{ value: 1 }]);
     expect(noLeader.seen).toHaveLength(1);
     expect(good.seen).toHaveLength(1);
@@ -137,7 +143,7 @@ describe("http client", () => {
     const e = (await c.createTopic({ name: "x" }).catch((x: unknown) => x)) as ApiError;
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(e.code).toBe("COMMIT_TIMEOUT");
-    expect(e.afterUncertainAttempt).toBe(true);
+    expect(e.maybeApplied).toBe(true);
     expect(s.seen.length).toBeGreaterThanOrEqual(1);
   });
 
@@ -146,11 +152,11 @@ describe("http client", () => {
       servers: [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`],
       retryTimeoutMs: 500,
     });
-    const e = (await c.cluster().catch((x: unknown) => x)) as ApiError;
+    const e = (await c.clusterStatus().catch((x: unknown) => x)) as ApiError;
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(0);
     expect(e.message).toMatch(/no server answered/);
-    expect(e.afterUncertainAttempt).toBe(false);
+    expect(e.maybeApplied).toBe(false);
   });
 });
 
@@ -240,7 +246,7 @@ describe("produce input", () => {
     const client = {
       produce: async () => {
         calls++;
-        throw new ApiError(404, "TOPIC_NOT_FOUND", "no such topic", false);
+        throw new TopicNotFoundError({ status: 404, code: "TOPIC_NOT_FOUND", message: "no such topic" });
       },
     } as unknown as RaftbusClient;
     const b = new Batcher(client, "t", { maxRecords: 2, maxBytes: 1 << 20, concurrency: 1, lingerMs: 1000 });
