@@ -52,6 +52,33 @@ export function parsePeers(s: string, selfId: number): Map<number, string> {
 
 type Raw = Record<string, string | boolean | undefined>;
 
+/** Every option of `raftbus node`, as commander names it (camelCase of the flag). */
+export const NODE_FLAGS = [
+  "id",
+  "dataDir",
+  "http",
+  "raft",
+  "advertiseHttp",
+  "advertiseRaft",
+  "peers",
+  "join",
+  "clusterId",
+  "clusterSecret",
+  "authToken",
+  "tickMs",
+  "electionTicks",
+  "snapshotEntries",
+  "logLevel",
+] as const;
+export type NodeFlag = (typeof NODE_FLAGS)[number];
+
+/** dataDir → DATA_DIR: every flag's env var is RAFTBUS_ plus this. */
+const envSuffix = (flag: NodeFlag) => flag.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+/** dataDir → --data-dir */
+export const flagName = (flag: NodeFlag) => `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** dataDir → RAFTBUS_DATA_DIR */
+export const envVarName = (flag: NodeFlag) => `RAFTBUS_${envSuffix(flag)}`;
+
 const env = (name: string): string | undefined => {
   const v = process.env[`RAFTBUS_${name}`];
   return v === undefined || v === "" ? undefined : v;
@@ -70,35 +97,35 @@ function int(v: string | undefined, what: string, min: number, def?: number): nu
 
 /** Flags win over environment variables, which win over defaults. */
 export function resolveNodeOptions(raw: Raw): NodeOptions {
-  const get = (flag: string, envName: string): string | undefined => {
+  const get = (flag: NodeFlag): string | undefined => {
     const v = raw[flag];
-    return typeof v === "string" ? v : env(envName);
+    return typeof v === "string" ? v : env(envSuffix(flag));
   };
-  const id = int(get("id", "ID"), "--id", 1);
-  const http = get("http", "HTTP") ?? `127.0.0.1:${8080 + id}`;
-  const raft = get("raft", "RAFT") ?? `127.0.0.1:${9090 + id}`;
+  const id = int(get("id"), "--id", 1);
+  const http = get("http") ?? `127.0.0.1:${8080 + id}`;
+  const raft = get("raft") ?? `127.0.0.1:${9090 + id}`;
   parseHostPort(http, "--http");
   parseHostPort(raft, "--raft");
-  const advertiseHttp = get("advertiseHttp", "ADVERTISE_HTTP");
-  const advertiseRaft = get("advertiseRaft", "ADVERTISE_RAFT");
+  const advertiseHttp = get("advertiseHttp");
+  const advertiseRaft = get("advertiseRaft");
   if (advertiseHttp !== undefined) parseHostPort(advertiseHttp, "--advertise-http");
   if (advertiseRaft !== undefined) parseHostPort(advertiseRaft, "--advertise-raft");
-  const joinRaw = raw.join === true ? "true" : env("JOIN");
+  const joinRaw = raw.join === true ? "true" : env(envSuffix("join"));
   return {
     id,
-    dataDir: get("dataDir", "DATA_DIR") ?? `data/${id}`,
+    dataDir: get("dataDir") ?? `data/${id}`,
     http,
     raft,
     advertiseHttp,
     advertiseRaft,
-    peers: parsePeers(get("peers", "PEERS") ?? "", id),
+    peers: parsePeers(get("peers") ?? "", id),
     join: joinRaw === "true" || joinRaw === "1",
-    clusterId: get("clusterId", "CLUSTER_ID") ?? "raftbus",
-    clusterSecret: get("clusterSecret", "CLUSTER_SECRET"),
-    authToken: get("authToken", "AUTH_TOKEN"),
-    tickMs: int(get("tickMs", "TICK_MS"), "--tick-ms", 1, 50),
-    electionTicks: int(get("electionTicks", "ELECTION_TICKS"), "--election-ticks", 3, 10),
-    snapshotEntries: int(get("snapshotEntries", "SNAPSHOT_ENTRIES"), "--snapshot-entries", 10, 100_000),
-    logLevel: get("logLevel", "LOG_LEVEL") ?? "info",
+    clusterId: get("clusterId") ?? "raftbus",
+    clusterSecret: get("clusterSecret"),
+    authToken: get("authToken"),
+    tickMs: int(get("tickMs"), "--tick-ms", 1, 50),
+    electionTicks: int(get("electionTicks"), "--election-ticks", 3, 10),
+    snapshotEntries: int(get("snapshotEntries"), "--snapshot-entries", 10, 100_000),
+    logLevel: get("logLevel") ?? "info",
   };
 }

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { parse as parseYaml } from "yaml";
 import { freePort, ProcCluster } from "../node/proc-cluster.ts";
 
 const DASHBOARD = new URL("../../dashboards/raftbus.json", import.meta.url);
@@ -64,30 +65,12 @@ export function substituteGrafanaVars(expr: string): string {
     .replaceAll("$instance", ".*");
 }
 
-/** The `expr:` values of a Prometheus rule file (block scalars and plain). */
-export function ruleExpressions(yaml: string): { alert: string; expr: string }[] {
-  const out: { alert: string; expr: string }[] = [];
-  const lines = yaml.split("\n");
-  let alert = "";
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const a = /^\s*- alert:\s*(\S+)/.exec(line);
-    if (a) alert = a[1]!;
-    const m = /^(\s*)expr:\s*(.*)$/.exec(line);
-    if (!m) continue;
-    const indent = m[1]!.length;
-    if (m[2] === "|" || m[2] === ">") {
-      const body: string[] = [];
-      while (
-        i + 1 < lines.length &&
-        (lines[i + 1]!.trim() === "" || /^\s*/.exec(lines[i + 1]!)![0].length > indent)
-      ) {
-        body.push(lines[++i]!.trim());
-      }
-      out.push({ alert, expr: body.filter(Boolean).join(" ") });
-    } else out.push({ alert, expr: m[2]!.trim() });
-  }
-  return out;
+/** Every alerting/recording rule of a Prometheus rule file, with its expression. */
+export function ruleExpressions(text: string): { alert: string; expr: string }[] {
+  const doc = parseYaml(text) as { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] };
+  return doc.groups.flatMap((g) =>
+    g.rules.map((r) => ({ alert: r.alert ?? r.record ?? "", expr: String(r.expr) })),
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
