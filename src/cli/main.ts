@@ -47,6 +47,7 @@ program
     new Option("--snapshot-entries <n>", "snapshot and compact every n entries (RAFTBUS_SNAPSHOT_ENTRIES)"),
   )
   .addOption(new Option("--log-level <level>", "pino log level (RAFTBUS_LOG_LEVEL, default info)"))
+  .addOption(new Option("--metrics <on|off>", "serve /metrics and count (RAFTBUS_METRICS, default on)"))
   .action(async (flags: Record<string, string | boolean | undefined>) => {
     await runNode(resolveNodeOptions(flags));
   });

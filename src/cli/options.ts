@@ -17,6 +17,8 @@ export interface NodeOptions {
   electionTicks: number;
   snapshotEntries: number;
   logLevel: string;
+  /** Serve GET /metrics and count on the hot path (default on; off only to measure their cost). */
+  metrics?: boolean;
 }
 
 export class OptionError extends Error {}
@@ -69,6 +71,7 @@ export const NODE_FLAGS = [
   "electionTicks",
   "snapshotEntries",
   "logLevel",
+  "metrics",
 ] as const;
 export type NodeFlag = (typeof NODE_FLAGS)[number];
 
@@ -93,6 +96,13 @@ function int(v: string | undefined, what: string, min: number, def?: number): nu
   if (!Number.isSafeInteger(n) || n < min)
     throw new OptionError(`${what}: expected an integer >= ${min}, got "${v}"`);
   return n;
+}
+
+function onOff(v: string | undefined, what: string, def: boolean): boolean {
+  if (v === undefined) return def;
+  if (v === "on" || v === "true" || v === "1") return true;
+  if (v === "off" || v === "false" || v === "0") return false;
+  throw new OptionError(`${what}: expected on or off, got "${v}"`);
 }
 
 /** Flags win over environment variables, which win over defaults. */
@@ -127,5 +137,6 @@ export function resolveNodeOptions(raw: Raw): NodeOptions {
     electionTicks: int(get("electionTicks"), "--election-ticks", 3, 10),
     snapshotEntries: int(get("snapshotEntries"), "--snapshot-entries", 10, 100_000),
     logLevel: get("logLevel") ?? "info",
+    metrics: onOff(get("metrics"), "--metrics", true),
   };
 }

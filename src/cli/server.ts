@@ -59,7 +59,8 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
     raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
   });
   const broker = new Broker(runtime, state);
-  const metrics = createMetrics({ runtime, broker, version: packageVersion() });
+  const metrics =
+    o.metrics === false ? undefined : createMetrics({ runtime, broker, version: packageVersion() });
   const app = await buildApp({ runtime, broker, authToken: o.authToken, metrics, logger: log });
   await app.listen({ host: http.host, port: http.port });
   const addr = app.server.address();
@@ -80,7 +81,7 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
       await app.close();
       clearTimeout(grace);
       await runtime.stop(); // waits for writes, flushes, closes transport and storage
-      metrics.close();
+      metrics?.close();
     })();
     return stopped;
   };
