@@ -41,6 +41,7 @@ export class RaftbusClient {
   readonly transport: Transport;
   private readonly WS: WebSocketConstructor | undefined;
 
+  /** Connects lazily: nothing is sent until the first call. */
   constructor(o: ClientOptions) {
     this.transport = new Transport(o);
     this.WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;

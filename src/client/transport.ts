@@ -29,8 +29,9 @@ export interface TransportOptions {
 
 /** One request's options. */
 export interface RequestOptions {
-  /** A JSON body (serialized here) or a body already serialized as JSON. */
+  /** A JSON body, serialized here. */
   body?: unknown;
+  /** A body already serialized as JSON (wins over `body`). */
   rawJson?: string;
   headers?: Record<string, string>;
   /** Per-attempt timeout, ms (default: the transport's). */
@@ -68,6 +69,7 @@ export class Transport {
   private discoveredAt = Number.NEGATIVE_INFINITY;
   private discovering = false;
 
+  /** Normally made by RaftbusClient; throws TypeError without servers or fetch. */
   constructor(o: TransportOptions) {
     if (o.servers.length === 0) throw new TypeError("RaftbusClient: give at least one server");
     this.seeds = [...new Set(o.servers.map(normalizeServer))];
