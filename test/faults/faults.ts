@@ -207,8 +207,11 @@ export const FAULTS: Fault[] = [
       } else {
         const all = ctx.c.log(n);
         const since = all.startsWith(logBefore) ? all.slice(logBefore.length) : all;
-        const loud = (/raft runtime failed[^"]*/.exec(since) ??
-          /"msg":"([^"]*error[^"]*)"/i.exec(since))?.[0];
+        // The first error line printed after the limit: lmdb's EFBIG, a stack trace, or the runtime's own line.
+        const loud = since
+          .split("\n")
+          .find((l) => /error|failed|too large/i.test(l))
+          ?.slice(0, 160);
         detail += `exited (code ${exit?.code}, signal ${exit?.signal})${loud ? `, logged "${loud}"` : ""}`;
         if (exit?.code === 0 || !loud) ctx.processFailure(`disk-full on node ${n}: quiet exit (${detail})`);
       }
