@@ -6,6 +6,7 @@ declare module "autocannon" {
     p50: number;
     p90: number;
     p99: number;
+    p99_9: number;
     max: number;
     total: number;
   }
@@ -20,7 +21,7 @@ declare module "autocannon" {
     duration: number;
   }
   interface Options {
-    url: string;
+    url: string | string[];
     method?: string;
     headers?: Record<string, string>;
     body?: string | Buffer;
