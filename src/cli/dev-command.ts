@@ -63,6 +63,9 @@ export async function runDev(o: DevOptions): Promise<void> {
     const logPath = join(dataDir, `node-${id}.log`);
     const logFile = createWriteStream(logPath, { flags: "a" });
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    // Decoded as UTF-8 streams, so a character split across chunks stays whole.
+    child.stdout?.setEncoding("utf8");
+    child.stderr?.setEncoding("utf8");
     child.stdout?.pipe(logFile);
     child.stderr?.pipe(logFile);
     const toTerminal = lineSplitter((line) => {
@@ -84,9 +87,11 @@ export async function runDev(o: DevOptions): Promise<void> {
   process.stdout.write(`starting ${o.nodes} nodes (data and logs under ${dataDir})\n`);
   const t0 = Date.now();
   let leader: number | null = null;
+  let readyCount = 0;
   while (!stopping && Date.now() - t0 < READY_TIMEOUT_MS) {
     const states = await Promise.all(ids.map((id) => probe(8080 + id)));
     const ready = states.filter((s) => s.ready).length;
+    readyCount = ready;
     leader = states.find((s) => s.leaderId)?.leaderId ?? null;
     process.stdout.write(`\r  ${ready}/${o.nodes} ready, leader: ${leader ?? "electing..."}   `);
     if (ready === o.nodes) break;
@@ -97,6 +102,12 @@ export async function runDev(o: DevOptions): Promise<void> {
     process.stderr.write(`\ncluster did not become ready in ${READY_TIMEOUT_MS / 1000} s; see the logs\n`);
     await stopAll(1);
     return;
+  }
+  if (readyCount < o.nodes) {
+    process.stderr.write(
+      `\nonly ${readyCount}/${o.nodes} nodes are ready after ${READY_TIMEOUT_MS / 1000} s; ` +
+        `the cluster serves while a majority is up; see ${dataDir}/node-<id>.log\n`,
+    );
   }
   process.stdout.write(`\n\n${devBanner(o.nodes, leader, (Date.now() - t0) / 1000)}`);
   process.stdout.write(`\nnode logs (${logLevel} and above; JSON in ${dataDir}/node-<id>.log):\n`);

@@ -43,7 +43,9 @@ export function sendError(
   const req = reply.request;
   // Client errors are normal traffic (debug); a 500 is ours to look at (error).
   if (req?.log) {
-    const fields = { code: wire, status, method: req.method, url: req.url, msg: message };
+    // The path only: a WebSocket upgrade may carry ?token= in its query.
+    const path = req.url.split("?", 1)[0];
+    const fields = { code: wire, status, method: req.method, path, msg: message };
     if (status >= 500 && wire === "INTERNAL") req.log.error(fields, "request failed");
     else req.log.debug(fields, "request refused");
   }
