@@ -26,18 +26,26 @@ export interface ClusterInfo {
 /** Every PID this process started, killed on exit even if a test throws or is interrupted. */
 const livePids = new Set<number>();
 let exitHookInstalled = false;
+function killAllStarted(): void {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const pid of livePids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  });
+  process.once("exit", killAllStarted);
+  // A runner stopped by Ctrl-C or SIGTERM (a CI timeout, vitest ending a worker)
+  // must not leave nodes behind. (SIGKILL of the runner cannot be caught.)
+  for (const sig of ["SIGINT", "SIGTERM"] as const)
+    process.once(sig, () => {
+      killAllStarted();
+      process.exit(sig === "SIGINT" ? 130 : 143);
+    });
 }
 
 export class FaultCluster {

@@ -18,10 +18,6 @@ const { values } = parseArgs({
   },
 });
 
-// Ctrl-C or a SIGTERM must not orphan the nodes: exiting runs the harness's
-// exit hook, which SIGKILLs every process it started, by PID.
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(130));
-
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const started = Date.now();
 const stamp = () => `[${((Date.now() - started) / 1000).toFixed(0).padStart(5)}s]`;
