@@ -190,6 +190,8 @@ class Subscription {
   private closed = false;
   private pumpScheduled = false;
   private pumping = false;
+  /** Index (in partition order) of the partition the pump serves first next time. */
+  private rrNext = 0;
   /** Resolves the pump's wait for the send buffer to drain (also on close). */
   private wakePump: (() => void) | undefined;
   private pendingCommits = 0;
@@ -283,18 +285,25 @@ class Subscription {
   /**
    * Sends what is committed past each cursor, one bounded frame per partition
    * per round (partitions share the socket fairly), until a round finds
-   * nothing new. The last round has no await, so an append that lands after
-   * it finds `pumping` false and kicks a new pump: nothing is missed.
+   * nothing new. Each round starts at the partition after the one served last
+   * (also across pumps), so that partitions share small credit grants fairly
+   * too. The last round has no await, so an append that lands after it finds
+   * `pumping` false and kicks a new pump: nothing is missed.
    */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      const order = [...this.cursors.keys()];
       let progressed = true;
       while (progressed && !this.closed) {
         progressed = false;
-        for (const [partition, next] of this.cursors) {
+        const first = this.rrNext % order.length;
+        for (let i = 0; i < order.length; i++) {
           if (this.closed) return;
+          const k = (first + i) % order.length;
+          const partition = order[k]!;
+          const next = this.cursors.get(partition)!;
           const b = this.broker.state.bounds(this.topic, partition);
           if (!b) return this.close(CLOSE_TOPIC_DELETED, "topic deleted");
           if (next < b.start) {
@@ -306,6 +315,7 @@ class Subscription {
           const frame = this.buildFrame(partition, next, this.credit);
           if (!frame) continue;
           progressed = true;
+          this.rrNext = k + 1;
           this.cursors.set(partition, frame.nextOffset);
           this.framesSent++;
           this.recordsSent += frame.count;
