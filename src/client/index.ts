@@ -26,7 +26,14 @@ export {
   UnavailableError,
 } from "./errors.ts";
 export { Producer, type ProducerOptions, wireRecord } from "./producer.ts";
-export { type RequestOptions, Transport, type TransportOptions } from "./transport.ts";
+export {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_TIMEOUT_MS,
+  MAX_RETRY_TIMEOUT_MS,
+  type RequestOptions,
+  Transport,
+  type TransportOptions,
+} from "./transport.ts";
 export type {
   ClusterInfo,
   ConsumedRecord,

@@ -5,7 +5,7 @@
 // they are appended atomically and contiguously per partition, in order.
 
 import { ClosedError, RaftbusError } from "./errors.ts";
-import type { Transport } from "./transport.ts";
+import { clampRetryTimeout, type Transport } from "./transport.ts";
 import type { ProducerRecord, RecordMetadata } from "./types.ts";
 import { randomKey, toBase64, utf8Length } from "./util.ts";
 
@@ -25,7 +25,12 @@ export interface ProducerOptions {
   maxInFlightRequests?: number;
   /** Bytes queued or in flight beyond which `send` waits for room (default 32 MiB). */
   maxBufferedBytes?: number;
-  /** How long a batch is retried before its sends reject, ms (default: the client's retryTimeoutMs). */
+  /**
+   * How long a batch is retried before its sends reject, ms (default: the
+   * client's retryTimeoutMs). At most 540000 (9 minutes, below the server's
+   * 10-minute idempotency window, so that a retry is never appended twice):
+   * longer values are clamped.
+   */
   deliveryTimeoutMs?: number;
 }
 
@@ -96,8 +101,13 @@ export class Producer {
       maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
       maxInFlightRequests: o.maxInFlightRequests ?? 5,
       maxBufferedBytes: o.maxBufferedBytes ?? 32 * 1024 * 1024,
-      deliveryTimeoutMs: o.deliveryTimeoutMs ?? transport.retryTimeoutMs,
+      deliveryTimeoutMs: clampRetryTimeout(o.deliveryTimeoutMs ?? transport.retryTimeoutMs),
     };
+  }
+
+  /** How long a batch is retried before its sends reject, ms (after clamping to 9 minutes). */
+  get deliveryTimeoutMs(): number {
+    return this.o.deliveryTimeoutMs;
   }
 
   /** Bytes of records queued or in flight (what `maxBufferedBytes` bounds). */

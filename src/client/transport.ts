@@ -4,10 +4,51 @@
 // Retriable failures are retried with backoff until `retryTimeoutMs`; a
 // request that may have taken effect (504, broken connection) is remembered
 // as such, so the final error can say so.
+//
+// Timeouts. One attempt may take `requestTimeoutMs`, a fraction of the retry
+// budget, so that a node that accepts requests and never answers (stopped,
+// or a dead keep-alive connection) costs one attempt, not the whole budget:
+// the next attempt goes to the next server. The default attempt timeout is
+// the server's default commit timeout plus a margin, so a produce that the
+// server is still committing is not cut short. Retry budgets are clamped to
+// MAX_RETRY_TIMEOUT_MS, below the server's idempotency window (10 minutes):
+// a retry after that window could append a batch a second time.
 
 import { errorFromAnswer, RaftbusError, UnavailableError } from "./errors.ts";
 import type { ClusterInfo } from "./types.ts";
 import { backoffMs, normalizeServer, sleep } from "./util.ts";
+
+/** The server's default time to wait for a produce to commit (API.md `?timeoutMs=`, 10 s). */
+export const SERVER_COMMIT_TIMEOUT_MS = 10_000;
+/** Default per-attempt timeout: the server's commit timeout plus 5 s (with the default retry budget). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = SERVER_COMMIT_TIMEOUT_MS + 5_000;
+/** Default retry budget: four default attempts. */
+export const DEFAULT_RETRY_TIMEOUT_MS = 4 * DEFAULT_REQUEST_TIMEOUT_MS;
+/**
+ * The longest retry budget (and producer `deliveryTimeoutMs`): 9 minutes,
+ * below the server's 10-minute idempotency window, within which a retry with
+ * the same Idempotency-Key is recognised. Longer values are clamped to this.
+ */
+export const MAX_RETRY_TIMEOUT_MS = 9 * 60_000;
+/** The shortest default per-attempt timeout (when a short retryTimeoutMs is given). */
+const MIN_DEFAULT_REQUEST_TIMEOUT_MS = 1000;
+
+/** A retry budget, clamped to MAX_RETRY_TIMEOUT_MS. */
+export function clampRetryTimeout(ms: number): number {
+  return Math.min(ms, MAX_RETRY_TIMEOUT_MS);
+}
+
+/**
+ * The default per-attempt timeout for a retry budget: a quarter of it (so a
+ * hung server leaves time for the others), at least 1 s, at most
+ * DEFAULT_REQUEST_TIMEOUT_MS.
+ */
+export function defaultRequestTimeout(retryTimeoutMs: number): number {
+  return Math.min(
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    Math.max(MIN_DEFAULT_REQUEST_TIMEOUT_MS, Math.floor(retryTimeoutMs / 4)),
+  );
+}
 
 /** What a transport needs: the seeds, credentials and patience. */
 export interface TransportOptions {
@@ -15,9 +56,17 @@ export interface TransportOptions {
   servers: string[];
   /** Bearer token, when the cluster runs with `--auth-token`. */
   token?: string | undefined;
-  /** Per-attempt timeout of an HTTP request, ms (default 30000). */
+  /**
+   * Per-attempt timeout of an HTTP request, ms; after it the next attempt
+   * goes to the next server. Default: a quarter of `retryTimeoutMs`, at least
+   * 1000 and at most 15000 (the server's 10 s commit timeout plus 5 s).
+   */
   requestTimeoutMs?: number;
-  /** How long to keep retrying retriable failures, ms (default 30000). */
+  /**
+   * How long to keep retrying retriable failures, ms (default 60000; at most
+   * 540000, 9 minutes, below the server's 10-minute idempotency window:
+   * longer values are clamped).
+   */
   retryTimeoutMs?: number;
   /** Learn the other members from `/v1/cluster` (default true). */
   discover?: boolean;
@@ -36,7 +85,7 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Per-attempt timeout, ms (default: the transport's). */
   timeoutMs?: number;
-  /** Retry deadline, ms from now (default: the transport's retryTimeoutMs). */
+  /** Retry deadline, ms from now (default: the transport's retryTimeoutMs; clamped to 9 minutes). */
   retryTimeoutMs?: number;
 }
 
@@ -62,6 +111,8 @@ export class Transport {
   private current = 0;
   readonly token: string | undefined;
   readonly requestTimeoutMs: number;
+  /** Whether requestTimeoutMs was given (else each request's attempts follow its own budget). */
+  private readonly requestTimeoutGiven: boolean;
   readonly retryTimeoutMs: number;
   private readonly onRetry: ((note: string, error: RaftbusError) => void) | undefined;
   private readonly fetchFn: typeof fetch;
@@ -75,8 +126,9 @@ export class Transport {
     this.seeds = [...new Set(o.servers.map(normalizeServer))];
     this.list = [...this.seeds];
     this.token = o.token;
-    this.requestTimeoutMs = o.requestTimeoutMs ?? 30_000;
-    this.retryTimeoutMs = o.retryTimeoutMs ?? 30_000;
+    this.retryTimeoutMs = clampRetryTimeout(o.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS);
+    this.requestTimeoutMs = o.requestTimeoutMs ?? defaultRequestTimeout(this.retryTimeoutMs);
+    this.requestTimeoutGiven = o.requestTimeoutMs !== undefined;
     this.onRetry = o.onRetry;
     this.discover = o.discover ?? true;
     const f = o.fetch ?? globalThis.fetch;
@@ -113,7 +165,11 @@ export class Transport {
    * RaftbusError otherwise (UnavailableError when retries ran out).
    */
   async request<T>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
-    const deadline = Date.now() + (o.retryTimeoutMs ?? this.retryTimeoutMs);
+    const budget = clampRetryTimeout(o.retryTimeoutMs ?? this.retryTimeoutMs);
+    const deadline = Date.now() + budget;
+    // A request with a budget of its own (a producer's deliveryTimeoutMs) gets attempts in proportion.
+    const timeoutMs =
+      o.timeoutMs ?? (this.requestTimeoutGiven ? this.requestTimeoutMs : defaultRequestTimeout(budget));
     let maybeApplied = false;
     const idempotent = method === "GET";
     for (let attempt = 0; ; attempt++) {
@@ -121,7 +177,7 @@ export class Transport {
       let res: Response;
       let text: string;
       try {
-        ({ res, text } = await this.once(base, method, path, o));
+        ({ res, text } = await this.once(base, method, path, { ...o, timeoutMs }));
       } catch (e) {
         if (e instanceof RaftbusError) throw e;
         if (!neverSent(e) && !idempotent) maybeApplied = true;
@@ -135,7 +191,7 @@ export class Transport {
         this.rotate(base);
         // Another server may well be up: try each once at once, then back off.
         const wait = attempt >= this.list.length - 1 ? backoffMs(attempt) : 0;
-        if (Date.now() + wait >= deadline) throw this.giveUp(err, o);
+        if (Date.now() + wait >= deadline) throw this.giveUp(err, budget);
         this.onRetry?.(`${err.message}; trying ${this.server}`, err);
         if (attempt === this.list.length - 1) this.refresh();
         await sleep(wait);
@@ -157,7 +213,7 @@ export class Transport {
           ? Math.min(retryAfter * 1000, backoffMs(attempt) * 2)
           : backoffMs(attempt);
       const marked = errorFromAnswer(res.status, text, maybeApplied);
-      if (Date.now() + wait >= deadline) throw this.giveUp(marked, o);
+      if (Date.now() + wait >= deadline) throw this.giveUp(marked, budget);
       this.onRetry?.(`${base}: ${err.code} ${err.message}; retrying`, marked);
       await sleep(wait);
     }
@@ -190,8 +246,8 @@ export class Transport {
     }
   }
 
-  private giveUp(last: RaftbusError, o: RequestOptions): RaftbusError {
-    const s = Math.round((o.retryTimeoutMs ?? this.retryTimeoutMs) / 1000);
+  private giveUp(last: RaftbusError, budgetMs: number): RaftbusError {
+    const s = Math.round(budgetMs / 1000);
     const what = last.status === 0 ? `no server answered (${this.list.join(", ")})` : last.code;
     return new UnavailableError({
       status: last.status,
