@@ -12,6 +12,13 @@
 // iterator has handed out, so the client buffers at most `window` records
 // per partition. `pause()` stops granting credit, so the server stops sending.
 //
+// Reconnects. A socket that closes is reopened at once on the next server.
+// One that opened but closed again before it delivered a record or stayed
+// open MIN_HEALTHY_MS counts as a failure to connect, like one that never
+// opened: after each server was tried once, reconnects back off, and after
+// reconnectTimeoutMs of failures the iterator fails. So nodes that accept
+// the upgrade and close at once do not make the consumer spin.
+//
 // Commits go over HTTP (`POST /v1/groups/:group/offsets`, retried on any
 // node). A record counts as processed once the iterator is asked for the
 // next one; auto-commit commits processed records, `commit()` everything
@@ -24,6 +31,7 @@ import {
   PartitionNotFoundError,
   type RaftbusError,
   TopicDeletedError,
+  TopicNotFoundError,
   UnavailableError,
 } from "./errors.ts";
 import type { Transport } from "./transport.ts";
@@ -85,6 +93,7 @@ interface Part {
   committed: number;
   /** When consecutive failures to connect began (undefined: connected). */
   failingSince: number | undefined;
+  /** Consecutive failures: sockets that did not open, or closed before they were healthy. */
   failures: number;
   opened: boolean;
 }
@@ -97,6 +106,16 @@ interface Waiter {
 const OPEN = 1;
 const CLOSE_TOPIC_DELETED = 4404;
 const OPEN_TIMEOUT_MS = 10_000;
+/** A socket is healthy (ends a run of failures) once it delivers a record or stays open this long. */
+const MIN_HEALTHY_MS = 3000;
+
+/** How a socket ended: whether it opened, and whether it became healthy before it closed. */
+interface Ended {
+  opened: boolean;
+  healthy: boolean;
+  code: number;
+  reason: string;
+}
 
 /**
  * An async iterator of a topic's records: `for await (const r of consumer)`.
@@ -330,11 +349,17 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
             message: `topic "${this.topic}" was deleted`,
           });
         }
-        // 1001 (node shutting down), a broken connection, a silent socket, 4416: next server.
-        this.transport.rotate(server);
-        this.note(
-          `partition ${p.partition}: connection to ${server} closed (${r.code}${r.reason ? ` ${r.reason}` : ""}); resuming at offset ${p.next} via ${this.transport.server}`,
-        );
+        const why = `closed (${r.code}${r.reason ? ` ${r.reason}` : ""})`;
+        if (r.healthy) {
+          // 1001 (node shutting down), a broken connection, a silent socket, 4416: next server, at once.
+          this.transport.rotate(server);
+          this.note(
+            `partition ${p.partition}: connection to ${server} ${why}; resuming at offset ${p.next} via ${this.transport.server}`,
+          );
+          continue;
+        }
+        // Accepted, then closed before a record or MIN_HEALTHY_MS: a failure to connect.
+        await this.failed(p, server, `${why} right after opening`);
         continue;
       }
       await this.afterFailedOpen(p, server);
@@ -342,7 +367,7 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
   }
 
   /** Opens a socket at p.next on `server`; resolves when it closes (or is given up). */
-  private connect(p: Part, server: string): Promise<{ opened: boolean; code: number; reason: string }> {
+  private connect(p: Part, server: string): Promise<Ended> {
     const q = new URLSearchParams({ partition: String(p.partition), from: String(p.next) });
     if (this.o.group !== undefined) q.set("group", this.o.group);
     const initial = this.paused ? 0 : Math.max(0, this.window - p.buffered);
@@ -353,22 +378,32 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
     try {
       ws = new this.WS(url);
     } catch {
-      return Promise.resolve({ opened: false, code: 1006, reason: "cannot connect" });
+      return Promise.resolve({ opened: false, healthy: false, code: 1006, reason: "cannot connect" });
     }
     p.ws = ws;
     p.server = server;
     p.credit = initial;
     return new Promise((resolve) => {
       let opened = false;
+      let healthy = false;
       let lastFrameAt = Date.now();
       let settled = false;
+      let healthyTimer: ReturnType<typeof setTimeout> | undefined;
       const finish = (code: number, reason: string) => {
         if (settled) return;
         settled = true;
         clearInterval(beat);
         clearTimeout(openTimer);
+        clearTimeout(healthyTimer);
         if (p.ws === ws) p.ws = undefined;
-        resolve({ opened, code, reason });
+        resolve({ opened, healthy, code, reason });
+      };
+      // Only a socket that works ends a run of failures (and so the backoff).
+      const markHealthy = () => {
+        if (healthy || settled) return;
+        healthy = true;
+        p.failures = 0;
+        p.failingSince = undefined;
       };
       // A socket that neither opens nor fails (a black-holed address) is given up.
       const openTimer = setTimeout(() => {
@@ -394,8 +429,7 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
         lastFrameAt = Date.now();
         clearTimeout(openTimer);
         if (p.failures > 0) this.note(`partition ${p.partition}: resumed at offset ${p.next} via ${server}`);
-        p.failures = 0;
-        p.failingSince = undefined;
+        healthyTimer = setTimeout(markHealthy, MIN_HEALTHY_MS);
         if (!p.opened) {
           p.opened = true;
           if ([...this.parts.values()].every((x) => x.opened)) this.resolveReady();
@@ -405,10 +439,12 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
       ws.addEventListener("message", (ev: { data: unknown }) => {
         if (p.ws !== ws || this.closed) return;
         lastFrameAt = Date.now();
-        if (typeof ev.data === "string" && !this.onFrame(p, ev.data)) {
+        if (typeof ev.data !== "string") return;
+        const before = p.next;
+        if (!this.onFrame(p, ev.data)) {
           safeClose(ws, 4000);
           finish(1006, "records out of order");
-        }
+        } else if (p.next !== before) markHealthy();
       });
       ws.addEventListener("error", () => {
         // a close follows
@@ -419,9 +455,6 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
 
   /** After a socket failed to open: find out why from the same server, then wait or move on. */
   private async afterFailedOpen(p: Part, server: string): Promise<void> {
-    const now = Date.now();
-    p.failingSince ??= now;
-    p.failures++;
     let why = "cannot connect";
     try {
       const { res, text } = await this.transport.once(
@@ -444,12 +477,43 @@ export class Consumer implements AsyncIterableIterator<ConsumedRecord> {
         // Past this node's end: it is behind the node that sent the records. Another one, or later.
         why = b && typeof p.next === "number" && p.next > b.endOffset ? "node is behind" : `refused`;
       } else {
-        why = `HTTP ${res.status}`;
+        const err = errorFromAnswer(res.status, text);
+        if (err.code === "TOPIC_NOT_FOUND") await this.confirmDeleted(server);
+        why = `HTTP ${res.status}${err.code.startsWith("HTTP_") ? "" : ` ${err.code}`}`;
       }
     } catch (e) {
-      if ((e as RaftbusError)?.code === "UNAUTHORIZED") throw e;
+      if (e instanceof TopicDeletedError || (e as RaftbusError)?.code === "UNAUTHORIZED") throw e;
       why = "unreachable";
     }
+    await this.failed(p, server, why);
+  }
+
+  /**
+   * The topic existed when the consumer started, and `server` says it does
+   * not now: it was deleted (TopicDeletedError), unless the cluster, asked
+   * again (the next server first), still has it (then `server` is behind).
+   */
+  private async confirmDeleted(server: string): Promise<void> {
+    this.transport.rotate(server);
+    try {
+      await this.transport.request("GET", `/v1/topics/${encodeURIComponent(this.topic)}`, {
+        retryTimeoutMs: 5000,
+      });
+    } catch (e) {
+      if (!(e instanceof TopicNotFoundError)) return; // no second opinion: retry as usual
+      throw new TopicDeletedError({
+        status: 404,
+        code: "TOPIC_DELETED",
+        message: `topic "${this.topic}" was deleted`,
+      });
+    }
+  }
+
+  /** Counts a failure to connect on `server`; moves on, backs off, or gives up after reconnectTimeoutMs. */
+  private async failed(p: Part, server: string, why: string): Promise<void> {
+    const now = Date.now();
+    p.failingSince ??= now;
+    p.failures++;
     this.transport.rotate(server);
     if (now - p.failingSince > this.reconnectTimeoutMs) {
       throw new UnavailableError({
