@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import WebSocket from "ws";
 import { type ClientOptions, normalizeServer, RaftbusClient, RaftbusError } from "../client/index.ts";
+import { DEFAULT_RETRY_TIMEOUT_MS } from "../client/transport.ts";
 
 export type {
   ClusterInfo,
@@ -106,7 +107,7 @@ export function addClientOptions(cmd: Command): Command {
     .addOption(
       new Option(
         "--retry-timeout-ms <ms>",
-        "keep retrying retriable failures this long (default 30000)",
+        `keep retrying retriable failures this long (default ${DEFAULT_RETRY_TIMEOUT_MS})`,
       ).argParser(intArg(1)),
     )
     .addOption(new Option("-v, --verbose", "report retries and failovers on stderr"));
