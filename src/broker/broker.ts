@@ -94,6 +94,17 @@ export class Broker extends EventEmitter {
     return t;
   }
 
+  /**
+   * A topic this node does not know may still exist: a node that was just
+   * added, or is behind, has not applied its creation yet. Catch up to the
+   * leader's commit (a ReadIndex barrier) before answering TOPIC_NOT_FOUND, so
+   * that answer is true of the cluster, not of this node's lag.
+   */
+  private async freshTopic(name: string, timeoutMs?: number): Promise<TopicInfo> {
+    await this.runtime.readBarrier(timeoutMs);
+    return this.requireTopic(name);
+  }
+
   requirePartition(topic: string, partition: number): { start: number; end: number } {
     const t = this.requireTopic(topic);
     const b = this.state.bounds(topic, partition);
@@ -117,7 +128,7 @@ export class Broker extends EventEmitter {
     records: RecordIn[],
     opts: { idempotencyKey?: string; bodyHash?: string; timeoutMs?: number } = {},
   ): Promise<RecordPosition[]> {
-    const t = this.requireTopic(topic);
+    const t = this.state.describe(topic) ?? (await this.freshTopic(topic, opts.timeoutMs));
     if (records.length === 0) throw new BrokerError("INVALID_REQUEST", "no records");
     if (records.length > LIMITS.maxRecordsPerRequest) {
       throw new BrokerError("INVALID_REQUEST", `at most ${LIMITS.maxRecordsPerRequest} records per request`);
