@@ -23,6 +23,9 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
     // than the request on the hot path. Errors are logged in sendError.
     ...(deps.logger ? { loggerInstance: deps.logger.child({ component: "http" }) } : { logger: false }),
     disableRequestLogging: true,
+    // While closing, requests on kept-alive connections get our own error
+    // shape (the hook below), not fastify's bare 503 body.
+    return503OnClosing: false,
     bodyLimit: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     // Topic and group names have up to 249 characters (the router's default cap is
     // 100, answered with a 414 outside the error shape); Node caps the request line
@@ -46,6 +49,14 @@ export async function buildApp(deps: HttpDeps): Promise<FastifyInstance> {
   // Registered before the auth hook, so a refused upgrade's socket is still
   // cleaned up by the plugin (otherwise it leaks and blocks app.close()).
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (req, reply) => {
+    if (closing && req.url.startsWith("/v1")) return sendError(reply, "NO_LEADER", "node is shutting down");
+  });
 
   app.addHook("onRequest", async (req, reply) => {
     if (!deps.authToken || !req.url.startsWith("/v1")) return;
