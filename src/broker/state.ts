@@ -80,6 +80,20 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   private readonly parts = new Map<string, PartState>();
   private readonly groups = new Map<string, Map<string, number>>();
   private readonly idem = new Map<string, IdemEntry>();
+  /** The commit promise of the last batch watched (lmdb-js shares one per batch). */
+  private watchedCommit: Promise<boolean> | undefined;
+  private writeFailed = false;
+  /**
+   * Called once when a batch of this state machine's writes fails to commit
+   * (disk full, I/O error): the node must stop, since its applied state is no
+   * longer on disk. By default it throws from a fresh stack, which ends the
+   * process with the error (the server sets a handler that logs it first).
+   */
+  onWriteError: (e: Error) => void = (e) => {
+    setImmediate(() => {
+      throw e;
+    });
+  };
 
   constructor(env: RootDatabase) {
     super();
@@ -118,7 +132,21 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   skip(index: number): void {
     if (index <= this.applied) throw new Error(`broker: apply ${index} after ${this.applied}`);
     this.applied = index;
-    this.stateDb.put("applied", index);
+    this.watch(this.stateDb.put("applied", index));
+  }
+
+  /**
+   * Every apply (and restore) writes "applied" in the same batch as the rest
+   * of its writes, so watching that one put's commit covers them all.
+   */
+  private watch(commit: Promise<boolean>): void {
+    if (commit === this.watchedCommit) return;
+    this.watchedCommit = commit;
+    commit.then(undefined, (e: unknown) => {
+      if (this.writeFailed) return;
+      this.writeFailed = true;
+      this.onWriteError(e instanceof Error ? e : new Error(String(e)));
+    });
   }
 
   apply(index: number, command: Uint8Array): ApplyResult {
@@ -510,6 +538,6 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       for (const [k, b] of s.records) this.recordsDb.put(k, b);
     }
     this.applied = index;
-    this.stateDb.put("applied", index);
+    this.watch(this.stateDb.put("applied", index));
   }
 }

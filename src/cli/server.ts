@@ -33,6 +33,15 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
   mkdirSync(o.dataDir, { recursive: true });
   const storage = LmdbStorage.open(o.dataDir);
   const state = new BrokerState(storage.env);
+  state.onWriteError = (e) => {
+    // Fail loudly, as the runtime does for its own writes: a node whose
+    // applied state did not reach the disk must not serve or acknowledge.
+    logger.error({ err: { message: e.message, stack: e.stack } }, "storage write failed: stopping the node");
+    process.exitCode = 70;
+    setImmediate(() => {
+      throw e;
+    });
+  };
   const transport = new TcpTransport({
     nodeId: o.id,
     clusterId: o.clusterId,
