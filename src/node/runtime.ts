@@ -1,7 +1,7 @@
 // The node runtime: drives the pure Raft core with a real clock, real storage
 // and a real transport. Every Ready is handled as
-//   send immediate -> persist (one LMDB transaction for all Readies taken
-//   together, one fsync) -> send -> apply -> advance,
+//   send immediate -> persist and apply (one LMDB transaction for all Readies
+//   taken together, one fsync) -> send -> advance,
 // without ever blocking the event loop on the fsync: while a write is in
 // flight, ticks, messages and proposals keep arriving and their Readies queue
 // up to be written together in the next batch (group commit).
@@ -521,7 +521,8 @@ export class Runtime<R = unknown> extends EventEmitter {
   isReady(): boolean {
     if (this.removedSelf || this.leader === 0) return false;
     const s = this.node.status();
-    return s.applied >= s.commit;
+    // The state machine applies before the core hears of it (advance follows the fsync).
+    return Math.max(s.applied, this.o.stateMachine.appliedIndex()) >= s.commit;
   }
 
   lastSyncDurationSeconds(): number {
@@ -565,6 +566,14 @@ export class Runtime<R = unknown> extends EventEmitter {
           if (rd.hardState) storage.setHardState(rd.hardState);
           if (rd.mustSync) mustSync = true;
         }
+        // 2. Apply committed entries without waiting for this batch's fsync: they are
+        // already durable on a majority (the core counts an acknowledgement, the
+        // leader's own included, only after its fsync), so their clients may be
+        // answered now; and the applied state's writes join this same LMDB
+        // transaction, after the log's, so they never become durable before the
+        // entries they come from. Waiting here would hold every answer for one
+        // more fsync (of entries proposed since) after its commit.
+        for (const rd of batch) this.applyReady(rd);
         if (mustSync) {
           const t0 = performance.now();
           await storage.flush();
@@ -577,7 +586,7 @@ export class Runtime<R = unknown> extends EventEmitter {
               "slow storage sync",
             );
         }
-        // 2. Send what depended on that write. 3. Apply. 4. Advance.
+        // 3. Send what depended on that write; take in role changes. 4. Advance.
         for (const rd of batch) {
           for (const m of rd.messages) {
             if (m.type === MessageType.Snap && m.snapshot?.offset === 0)
@@ -587,7 +596,8 @@ export class Runtime<R = unknown> extends EventEmitter {
               );
             this.o.transport.send(m);
           }
-          this.applyReady(rd);
+          this.applySoftState(rd);
+          this.takeReadStates(rd);
         }
         for (const rd of batch) {
           const next = this.node.advance(rd);
@@ -618,7 +628,29 @@ export class Runtime<R = unknown> extends EventEmitter {
     this.log.info({ index: snap.metadata.index, bytes: snap.data.length }, "installed snapshot");
   }
 
+  /** Applies a Ready's committed entries and the membership they carry (before its fsync). */
   private applyReady(rd: Ready): void {
+    // Learning of a leader (or losing one) is taken in at once, with the entries
+    // it sent; becoming leader waits for the fsync of the new term and vote.
+    if (rd.softState && rd.softState.role !== Role.Leader) {
+      this.applySoftState(rd);
+      delete rd.softState;
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.confState) {
+      this.o.storage.setConfState(rd.confState);
+      const cs = rd.confState;
+      const member =
+        cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
+      if (!member && (cs.voters.length > 0 || this.removedSelf)) {
+        if (!this.removedSelf) this.log.warn({ id: this.id }, "this node was removed from the cluster");
+        this.removedSelf = true;
+      } else if (member) this.removedSelf = false;
+    }
+  }
+
+  /** Takes in a Ready's role; a new leader's once its writes are durable (its term and vote). */
+  private applySoftState(rd: Ready): void {
     if (rd.softState) {
       const changed = rd.softState.leader !== this.leader || rd.softState.role !== this.role;
       this.leader = rd.softState.leader;
@@ -638,17 +670,9 @@ export class Runtime<R = unknown> extends EventEmitter {
         if (this.role === Role.Leader) setImmediate(() => this.announceSelf());
       }
     }
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    if (rd.confState) {
-      this.o.storage.setConfState(rd.confState);
-      const cs = rd.confState;
-      const member =
-        cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
-      if (!member && (cs.voters.length > 0 || this.removedSelf)) {
-        if (!this.removedSelf) this.log.warn({ id: this.id }, "this node was removed from the cluster");
-        this.removedSelf = true;
-      } else if (member) this.removedSelf = false;
-    }
+  }
+
+  private takeReadStates(rd: Ready): void {
     for (const rs of rd.readStates) {
       const w = this.reads.get(rs.context);
       if (!w) continue;
