@@ -763,7 +763,11 @@ export class Runtime<R = unknown> extends EventEmitter {
   private applyAnnouncement(body: Uint8Array): void {
     try {
       const a = JSON.parse(new TextDecoder().decode(body)) as { id: number } & MemberAddress;
-      this.members.set(a.id, { raft: a.raft, http: a.http });
+      // A member announces its listen address, which need not be where peers can
+      // reach it (a proxy, NAT, 0.0.0.0): a raft address already on record (the
+      // one it was added with, API.md) stays the dial address.
+      const prev = this.members.get(a.id);
+      this.members.set(a.id, { raft: prev?.raft || a.raft, http: a.http });
       saveAddressBook(this.o.storage, this.members);
       this.syncTransportPeers();
     } catch {
@@ -783,7 +787,8 @@ export class Runtime<R = unknown> extends EventEmitter {
   private announceSelf(): void {
     if (this.stopped || this.role !== Role.Leader) return;
     const mine = this.members.get(this.id);
-    if (mine && mine.raft === this.o.self.raft && mine.http === this.o.self.http) return;
+    // A raft address on record is kept (see applyAnnouncement): only a missing one or a new http matters.
+    if (mine?.raft && mine.http === this.o.self.http) return;
     const body = new TextEncoder().encode(JSON.stringify({ id: this.id, ...this.o.self }));
     this.proposeEnvelope(EnvelopeKind.Members, body, this.o.defaultTimeoutMs).catch(() => {});
   }
@@ -791,8 +796,7 @@ export class Runtime<R = unknown> extends EventEmitter {
   /** Followers announce themselves through the leader once one is known. */
   announceIfNeeded(): void {
     const mine = this.members.get(this.id);
-    if (this.leader === 0 || (mine && mine.raft === this.o.self.raft && mine.http === this.o.self.http))
-      return;
+    if (this.leader === 0 || (mine?.raft && mine.http === this.o.self.http)) return;
     const body = new TextEncoder().encode(JSON.stringify({ id: this.id, ...this.o.self }));
     this.proposeEnvelope(EnvelopeKind.Members, body, this.o.defaultTimeoutMs).catch(() => {});
   }

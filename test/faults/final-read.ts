@@ -75,17 +75,30 @@ export async function readPartition(url: Url, node: number, topic: string, p: nu
   }
 }
 
+/** Reads every partition from every node; a node that cannot be read (3 tries) is listed, not hidden. */
 export async function readAll(
   url: Url,
   nodes: number[],
   topic: string,
   partitions: number,
-): Promise<FinalLogs> {
+): Promise<{ logs: FinalLogs; unreadable: string[] }> {
   const logs: FinalLogs = new Map();
+  const unreadable: string[] = [];
   for (const n of nodes) {
-    const m = new Map<number, LogRecord[]>();
-    for (let p = 0; p < partitions; p++) m.set(p, await readPartition(url, n, topic, p));
-    logs.set(n, m);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const m = new Map<number, LogRecord[]>();
+        for (let p = 0; p < partitions; p++) m.set(p, await readPartition(url, n, topic, p));
+        logs.set(n, m);
+        break;
+      } catch (e) {
+        if (attempt >= 3) {
+          unreadable.push(`node ${n}: ${(e as Error).message}`);
+          break;
+        }
+        await sleep(1000);
+      }
+    }
   }
-  return logs;
+  return { logs, unreadable };
 }

@@ -16,23 +16,28 @@ async function until(
   ctx: FaultContext,
   what: string,
   done: (m: ClusterInfo["members"]) => boolean,
-  act: () => Promise<void>,
+  act: () => Promise<string>,
   timeoutMs = 90_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let last = "";
   while (Date.now() < deadline) {
     const m = await members(ctx);
     if (m && done(m)) return;
-    await act().catch(() => {});
+    last = await act().catch((e: Error) => `${e.name}: ${e.message}`);
     await sleep(500);
   }
-  throw new Error(`membership: ${what} not done within ${timeoutMs} ms`);
+  const m = await members(ctx);
+  throw new Error(
+    `membership: ${what} not done within ${timeoutMs} ms (last answer: ${last}; members: ${JSON.stringify(m)})`,
+  );
 }
 
-async function post(ctx: FaultContext, path: string, init: RequestInit): Promise<void> {
+/** Sends the change through a random running member; returns its answer, for diagnostics. */
+async function post(ctx: FaultContext, path: string, init: RequestInit): Promise<string> {
   const via = ctx.rng.pick([...ctx.c.members].filter((id) => ctx.c.running(id)));
   const res = await fetch(ctx.c.url(via, path), { ...init, signal: AbortSignal.timeout(10_000) });
-  await res.text();
+  return `node ${via}: ${res.status} ${(await res.text()).slice(0, 200)}`;
 }
 
 /** Adds node `id` (learner, then voter) and removes one old voter; returns a description. */
@@ -66,6 +71,12 @@ export async function changeMembership(ctx: FaultContext, id: number): Promise<s
     () => post(ctx, `/v1/cluster/members/${victim}`, { method: "DELETE" }),
   );
   c.members.delete(victim);
+  // API.md: members added later are dialled at the raft address of their member
+  // record. If that record drifted to another address, peers would bypass the
+  // address the operator registered (here: the proxy, so faults would miss it).
+  const rec = (await members(ctx))?.find((x) => x.id === id);
+  if (rec && rec.raft !== raft)
+    ctx.processFailure(`member ${id} was registered with raft ${raft}, its record now says ${rec.raft}`);
   // A removed node stops serving; end it so it cannot interfere with later steps.
   await c.terminate(victim);
   return `added ${id} as learner (${added} ms), promoted (${promoted} ms), removed ${victim} (${Date.now() - t0} ms)`;

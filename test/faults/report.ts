@@ -39,6 +39,7 @@ export function summarize(r: RunReport): string {
   }
   lines.push(`  processFailures: ${r.processFailures.length}`);
   for (const e of r.processFailures.slice(0, 5)) lines.push(`    e.g. ${e}`);
+  if (r.warnings.length > 0) lines.push(`warnings (liveness, not failures): ${r.warnings.join(" | ")}`);
   const elect = r.steps.map((s) => s.newLeaderMs).filter((v): v is number => v !== undefined);
   if (elect.length > 0) {
     elect.sort((a, b) => a - b);

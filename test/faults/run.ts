@@ -52,6 +52,8 @@ export interface RunReport {
   steps: StepReport[];
   faultsInjected: Record<string, number>;
   processFailures: string[];
+  /** Liveness problems (a membership change that did not complete): reported, not failed. */
+  warnings: string[];
   convergedMs: number | undefined;
   check: CheckResult;
   /** Correct: zero anomalies and no process failures. */
@@ -91,6 +93,7 @@ export async function runFaults(o: RunOptions): Promise<RunReport> {
   const t0 = Date.now();
   const c = await FaultCluster.create(o.nodes);
   const processFailures: string[] = [];
+  const warnings: string[] = [];
   const ctx: FaultContext = { c, rng: schedRng, log, processFailure: (e) => processFailures.push(e) };
   const subs: Subscriber[] = [];
   let producers: Producers | undefined;
@@ -126,7 +129,7 @@ export async function runFaults(o: RunOptions): Promise<RunReport> {
     for (let i = 0; ; i++) {
       const step = i < planned.length ? planned[i]! : o.minutes > 0 ? randomStep(schedRng, i) : undefined;
       if (!step || (i >= planned.length && Date.now() > deadline)) break;
-      const rep = await runStep(ctx, step, i, producers.attempts, () => nextJoiner++);
+      const rep = await runStep(ctx, step, i, producers.attempts, () => nextJoiner++, warnings);
       for (const f of rep.faults) injected[f] = (injected[f] ?? 0) + 1;
       steps.push(rep);
       log(formatStep(rep));
@@ -139,8 +142,13 @@ export async function runFaults(o: RunOptions): Promise<RunReport> {
     await producers.stop();
     const live = [...c.members];
     const convergedMs = await waitConverged((n, p) => c.url(n, p), live, TOPIC, 90_000);
-    if (convergedMs === undefined) log("final: the nodes did not converge within 90 s (reading anyway)");
-    const logs = await readAll((n, p) => c.url(n, p), live, TOPIC, PARTITIONS);
+    if (convergedMs === undefined) {
+      log("final: the nodes did not converge within 90 s (reading anyway)");
+      warnings.push("the nodes did not converge within 90 s after the final heal");
+    }
+    const { logs, unreadable } = await readAll((n, p) => c.url(n, p), live, TOPIC, PARTITIONS);
+    for (const u of unreadable) warnings.push(`final read failed: ${u}`);
+    if (logs.size === 0) throw new Error(`no node could be read: ${unreadable.join("; ")}`);
     await waitSubscribers(
       subs.filter((s) => c.members.has(s.node)),
       logs,
@@ -162,6 +170,7 @@ export async function runFaults(o: RunOptions): Promise<RunReport> {
       steps,
       faultsInjected: injected,
       processFailures,
+      warnings,
       convergedMs,
       check: result,
       ok: result.ok && processFailures.length === 0,
@@ -197,6 +206,7 @@ async function runStep(
   index: number,
   attempts: Attempt[],
   joinerId: () => number,
+  warnings: string[],
 ): Promise<StepReport> {
   const { c } = ctx;
   const before = await c.leaderTerm();
@@ -207,7 +217,12 @@ async function runStep(
   for (const f of step.faults) {
     if (f === "membership") {
       names.push("membership");
-      const detail = await changeMembership(ctx, joinerId());
+      // A change that does not complete is a liveness problem, reported, not a
+      // correctness one: the run goes on (the node stays whatever it became).
+      const detail = await changeMembership(ctx, joinerId()).catch((e: Error) => {
+        warnings.push(e.message);
+        return `FAILED: ${e.message}`;
+      });
       active.push({ detail, heal: async () => {} });
     } else {
       names.push(f.name);
