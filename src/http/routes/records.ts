@@ -139,7 +139,8 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       const qKey = queryParam(req.query, "key");
       const qPartition = queryParam(req.query, "partition");
 
-      const hash = createHash("sha256");
+      // The body's hash matters only to an idempotent request: computed only then.
+      const hash = rawIdem === undefined ? undefined : createHash("sha256");
       let records: RecordIn[];
       if (Buffer.isBuffer(req.body)) {
         // application/octet-stream: one record, the raw bytes.
@@ -151,8 +152,8 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
         const r: RecordIn = { key, value, json: false, headers: {} };
         if (partition !== undefined) r.partition = partition;
         records = [r];
-        hash.update(`octet-stream\n${JSON.stringify({ key, partition: partition ?? null })}\n`);
-        hash.update(value);
+        hash?.update(`octet-stream\n${JSON.stringify({ key, partition: partition ?? null })}\n`);
+        hash?.update(value);
       } else {
         const body = req.body as { records?: JsonRecord[] } | undefined;
         if (!body || !Array.isArray(body.records)) {
@@ -191,11 +192,11 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
           if (jr.partition !== undefined) r.partition = jr.partition;
           return r;
         });
-        hash.update(`json\n${canonicalJson(body)}`);
+        hash?.update(`json\n${canonicalJson(body)}`);
       }
 
       const opts: { idempotencyKey?: string; bodyHash?: string; timeoutMs: number } = { timeoutMs };
-      if (rawIdem !== undefined) {
+      if (rawIdem !== undefined && hash) {
         opts.idempotencyKey = rawIdem;
         opts.bodyHash = hash.digest("hex");
       }
