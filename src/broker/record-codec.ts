@@ -8,19 +8,39 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const EMPTY_HEADERS = "{}";
 
+const EMPTY = new Uint8Array(0);
+// Scratch for the big-endian f64 timestamp (one shared view, no DataView per record).
+const f64 = new DataView(new ArrayBuffer(8));
+const f64Bytes = new Uint8Array(f64.buffer);
+
+function hasOwnKeys(o: Record<string, string>): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+function putU32(out: Uint8Array, o: number, v: number): void {
+  out[o] = v >>> 24;
+  out[o + 1] = (v >>> 16) & 0xff;
+  out[o + 2] = (v >>> 8) & 0xff;
+  out[o + 3] = v & 0xff;
+}
+
 export function encodeRecord(r: Omit<StoredRecord, "offset">): Uint8Array {
-  const key = r.key === null ? new Uint8Array() : enc.encode(r.key);
-  const hjson = JSON.stringify(r.headers);
-  const headers = hjson === EMPTY_HEADERS ? new Uint8Array() : enc.encode(hjson);
+  const key = r.key === null ? EMPTY : enc.encode(r.key);
+  let headers = EMPTY;
+  if (hasOwnKeys(r.headers)) {
+    const hjson = JSON.stringify(r.headers);
+    if (hjson !== EMPTY_HEADERS) headers = enc.encode(hjson);
+  }
   const out = new Uint8Array(8 + 1 + 4 + key.length + 4 + headers.length + r.value.length);
-  const dv = new DataView(out.buffer);
-  dv.setFloat64(0, r.timestamp);
-  dv.setUint8(8, (r.json ? 1 : 0) | (r.key !== null ? 2 : 0));
-  dv.setUint32(9, key.length);
-  out.set(key, 13);
+  f64.setFloat64(0, r.timestamp);
+  out.set(f64Bytes, 0);
+  out[8] = (r.json ? 1 : 0) | (r.key !== null ? 2 : 0);
+  putU32(out, 9, key.length);
+  if (key.length > 0) out.set(key, 13);
   let o = 13 + key.length;
-  dv.setUint32(o, headers.length);
-  out.set(headers, o + 4);
+  putU32(out, o, headers.length);
+  if (headers.length > 0) out.set(headers, o + 4);
   o += 4 + headers.length;
   out.set(r.value, o);
   return out;
