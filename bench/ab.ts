@@ -4,12 +4,14 @@
 //
 //   npx tsx bench/ab.ts --a /tmp/rb-before --b /tmp/rb-after [--rounds 3 --duration 5]
 
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   fmtInt,
   fmtMs,
   fmtRatio,
   type LoadResult,
+  median,
   medianLoad,
   onCleanup,
   parseArgs,
@@ -22,6 +24,7 @@ import {
   trackDir,
 } from "./lib.ts";
 
+const withCpu = (r: LoadResult): Run => ({ ...r, cpuUsPerRecord: 0 });
 const args = parseArgs({ rounds: 3, duration: 5 });
 const trees = { a: args.extra.get("a")!, b: args.extra.get("b")! };
 const loads = [
@@ -31,7 +34,21 @@ const loads = [
   { name: "sequential, leader", per: 0, all: false },
 ];
 
-async function runTree(tree: string, label: string): Promise<LoadResult[]> {
+/** CPU seconds (user + system) a process has used so far (Linux /proc). */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
+type Run = LoadResult & { cpuUsPerRecord: number };
+
+async function runTree(tree: string, label: string): Promise<Run[]> {
   const { ProcCluster } = (await import(
     join(tree, "test/node/proc-cluster.ts")
   )) as typeof import("../test/node/proc-cluster.ts");
@@ -49,8 +66,11 @@ async function runTree(tree: string, label: string): Promise<LoadResult[]> {
     if (r.status !== 201) throw new Error("topic");
     await new Promise((res) => setTimeout(res, 300));
     const path = "/v1/topics/bench/records";
-    const out: LoadResult[] = [];
+    const out: Run[] = [];
+    const pids = [...c.nodes.values()].map((n) => n.proc?.pid);
     for (const l of loads) {
+      const cpu0 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
+      const n0 = out.length;
       if (l.per === 0) {
         const s = await sequentialProduce(c.url(leader, path), args.duration, `${label} ${l.name}`);
         out.push({
@@ -61,18 +81,24 @@ async function runTree(tree: string, label: string): Promise<LoadResult[]> {
           p999: quantile(s.latencies, 0.999),
           errors: s.errors,
           requests: s.latencies.length,
+          cpuUsPerRecord: 0,
         });
       } else {
         out.push(
-          await produceLoad({
-            url: l.all ? [...c.nodes.keys()].map((id) => c.url(id, path)) : c.url(leader, path),
-            connections: 64,
-            duration: args.duration,
-            perRequest: l.per,
-            label: `${label} ${l.name}`,
-          }),
+          withCpu(
+            await produceLoad({
+              url: l.all ? [...c.nodes.keys()].map((id) => c.url(id, path)) : c.url(leader, path),
+              connections: 64,
+              duration: args.duration,
+              perRequest: l.per,
+              label: `${label} ${l.name}`,
+            }),
+          ),
         );
       }
+      const cpu = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0) - cpu0;
+      const r = out[n0]!;
+      r.cpuUsPerRecord = (cpu * 1e6) / Math.max(1, r.requests * (l.per || 1));
     }
     return out;
   } finally {
@@ -82,13 +108,14 @@ async function runTree(tree: string, label: string): Promise<LoadResult[]> {
 }
 
 async function main() {
-  const res: Record<"a" | "b", LoadResult[][]> = { a: loads.map(() => []), b: loads.map(() => []) };
+  const res: Record<"a" | "b", Run[][]> = { a: loads.map(() => []), b: loads.map(() => []) };
   for (let round = 1; round <= args.rounds; round++) {
     for (const k of round % 2 ? (["a", "b"] as const) : (["b", "a"] as const)) {
       const r = await runTree(trees[k], `round ${round}/${args.rounds} ${k}:`);
       for (const [i, x] of r.entries()) res[k][i]!.push(x);
     }
   }
+  const cpu = (rs: Run[]) => median(rs.map((r) => r.cpuUsPerRecord));
   const rows = loads.map((l, i) => {
     const a = medianLoad(res.a[i]!);
     const b = medianLoad(res.b[i]!);
@@ -99,11 +126,12 @@ async function main() {
       fmtRatio(b.recordsPerSec / a.recordsPerSec),
       `${fmtMs(a.p50)} / ${fmtMs(a.p99)}`,
       `${fmtMs(b.p50)} / ${fmtMs(b.p99)}`,
+      `${cpu(res.a[i]!).toFixed(0)} / ${cpu(res.b[i]!).toFixed(0)}`,
       `${a.errors} / ${b.errors}`,
     ];
   });
   say(
-    `\n${table(["load", "a records/s", "b records/s", "b / a", "a p50 / p99 ms", "b p50 / p99 ms", "errors a / b"], rows)}\n` +
+    `\n${table(["load", "a records/s", "b records/s", "b / a", "a p50 / p99 ms", "b p50 / p99 ms", "CPU µs/record a / b (3 nodes)", "errors a / b"], rows)}\n` +
       `a = ${trees.a}, b = ${trees.b}; ${args.rounds} rounds of ${args.duration} s, alternating order, medians`,
   );
 }
