@@ -38,7 +38,7 @@ import { BrokerError } from "../../broker/types.ts";
 import { CodedError } from "../../node/coded-error.ts";
 import type { HttpDeps } from "../deps.ts";
 import { errorBody, HttpError } from "../errors.ts";
-import { recordToJson } from "../record-json.ts";
+import { recordJsonText } from "../record-json.ts";
 import { GROUP_NAME_PATTERN } from "./groups.ts";
 import { intParam } from "./params.ts";
 
@@ -342,7 +342,7 @@ class Subscription {
     for (const r of records) {
       // Invariant: dense offsets, read from the cursor on. Anything else is a bug, not a gap to hide.
       if (r.offset !== expected) throw new Error(`subscribe: read offset ${r.offset}, expected ${expected}`);
-      const json = JSON.stringify(recordToJson(r));
+      const json = recordJsonText(r);
       if (expected > offset && text.length + json.length > maxFrameBytes) break;
       text += expected > offset ? `,${json}` : json;
       expected++;
