@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { fmtInt, fmtMs, fmtRatio, machine, parseArgs, runMain, say, table } from "./lib.ts";
 import { resultsPath, writeResultsSection } from "./results-file.ts";
 
-const SCRIPTS = ["produce", "e2e", "consume", "peer", "limits"];
+const SCRIPTS = ["produce", "e2e", "consume", "peer", "limits", "metrics-cost"];
 const args = parseArgs({ rounds: 3, duration: 8 });
 const only = args.extra.get("only")?.split(",");
 const passThrough = process.argv.slice(2).filter((a, i, all) => a !== "--only" && all[i - 1] !== "--only");

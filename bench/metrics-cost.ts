@@ -96,13 +96,15 @@ async function main() {
     `Throughput with metrics is **${fmtPct(ratio)}** of without (${fmtPct(1 - ratio)} cost; within the`,
     `run-to-run noise of this shared machine when it is a few percent either way). A scrape of one`,
     `node's /metrics took ${fmtMs(scrapeMs.length ? scrapeMs.sort((x, y) => x - y)[Math.floor(scrapeMs.length / 2)]! : 0)} ms (median) under this load.`,
+    "",
+    `Errors: ${errors}.`,
   ].join("\n");
   say(`\n${body}`);
   if (errors > 0) throw new Error(`${errors} produce errors`);
   if (args.write) {
     writeResultsSection(
-      "<!-- bench:metrics:begin -->",
-      "<!-- bench:metrics:end -->",
+      "<!-- bench:metrics-cost -->",
+      "<!-- /bench:metrics-cost -->",
       "## Metrics cost (bench:metrics)",
       body,
     );

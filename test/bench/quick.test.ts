@@ -39,11 +39,18 @@ describe("npm run bench -- --quick", () => {
   it("runs every benchmark script to the end with 0 errors, writing only the given results file", async () => {
     const before = readFileSync(join(ROOT, "bench/RESULTS.md"), "utf8");
     // Without nats-server (`apt-get install -y nats-server`) the peer benchmark cannot run.
-    const only = existsSync(NATS) ? [] : ["--only", "produce,e2e,consume,limits"];
+    const only = existsSync(NATS) ? [] : ["--only", "produce,e2e,consume,limits,metrics-cost"];
     const { code, out } = await run(only);
     expect(code, out.slice(-4000)).toBe(0);
     const text = readFileSync(results, "utf8");
-    for (const name of ["produce", "e2e", "consume", "limits", ...(only.length ? [] : ["peer"])]) {
+    for (const name of [
+      "produce",
+      "e2e",
+      "consume",
+      "limits",
+      "metrics-cost",
+      ...(only.length ? [] : ["peer"]),
+    ]) {
       expect(text).toContain(`<!-- bench:${name} -->`);
     }
     expect(text).toContain("<!-- bench:targets -->");
