@@ -172,6 +172,9 @@ export const FAULTS: Fault[] = [
     kind: "process",
     async inject(ctx) {
       const n = ctx.rng.pick(live(ctx.c));
+      // The contract applies to a serving node: one still booting (its handler
+      // not yet installed) dies of the signal itself.
+      await ctx.c.waitServing(n);
       const r = await ctx.c.terminate(n);
       if (r.code !== 0) ctx.processFailure(`SIGTERM of node ${n}: exit code ${r.code} after ${r.ms} ms`);
       return {

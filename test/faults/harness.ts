@@ -103,10 +103,17 @@ export class FaultCluster {
 
   /** The --peers list of node `id`: every initial voter, each at the proxy for `id -> peer`. */
   private peersArg(id: number): string {
+    return this.peersVia(
+      id,
+      this.ids.filter((peer) => peer <= this.procs.opts.size),
+    );
+  }
+
+  /** `peers` as a --peers value for node `id`, each at the proxy for `id -> peer`. */
+  peersVia(id: number, peers: number[]): string {
     const out: string[] = [];
-    for (const peer of this.procs.nodes.keys()) {
-      if (peer === id || peer > this.procs.opts.size) continue;
-      const p = this.proxies.get(`${id}>${peer}`);
+    for (const peer of peers) {
+      const p = peer === id ? undefined : this.proxies.get(`${id}>${peer}`);
       if (p) out.push(`${peer}=127.0.0.1:${p.port}`);
     }
     return out.join(",");
@@ -168,6 +175,16 @@ export class FaultCluster {
     const pid = this.pid(id);
     this.paused.delete(id);
     if (pid !== undefined) process.kill(pid, "SIGCONT");
+  }
+
+  /** Resolves once the node answers /healthz (its SIGTERM handler is installed by then). */
+  async waitServing(id: number, timeoutMs = 20_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && this.running(id)) {
+      if ((await this.procs.tryJson(id, "/healthz"))?.status === 200) return true;
+      await sleep(100);
+    }
+    return false;
   }
 
   /** SIGTERM; a paused node is continued first so it can shut down. */

@@ -44,7 +44,10 @@ async function post(ctx: FaultContext, path: string, init: RequestInit): Promise
 export async function changeMembership(ctx: FaultContext, id: number): Promise<string> {
   const { c } = ctx;
   const raft = await c.addJoiner(id);
-  c.start(id, ["--join"]);
+  // API.md: a --join node's --peers lists the nodes it may contact. It must name
+  // the current members: a joiner refuses connections from ids it does not know
+  // (see docs/faults.md, "a joiner that does not know the leader").
+  c.start(id, ["--join", "--peers", c.peersVia(id, [...c.members])]);
   const json = { "content-type": "application/json" };
   const body = (role: string) => JSON.stringify({ id, raft, http: c.httpAddr(id), role });
   const t0 = Date.now();
