@@ -41,7 +41,12 @@ describe("npm run bench -- --quick", () => {
     // Without nats-server (`apt-get install -y nats-server`) the peer benchmark cannot run.
     const only = existsSync(NATS) ? [] : ["--only", "produce,e2e,consume,limits,metrics-cost"];
     const { code, out } = await run(only);
-    expect(code, out.slice(-4000)).toBe(0);
+    // On failure, show every error line of every script (a long run's tail hides an early one).
+    const errorLines = out
+      .split("\n")
+      .filter((l) => /error|failed|never|cannot|timed out/i.test(l) && !/^\|/.test(l))
+      .join("\n");
+    expect(code, `${errorLines}\n---\n${out.slice(-2000)}`).toBe(0);
     const text = readFileSync(results, "utf8");
     for (const name of [
       "produce",
