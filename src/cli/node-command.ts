@@ -9,7 +9,19 @@ const SHUTDOWN_DEADLINE_MS = 9_000;
 
 export async function runNode(o: NodeOptions): Promise<void> {
   const logger = pino({ level: o.logLevel, base: { node: o.id } });
+  // A signal during start-up is remembered and honoured once the server is up
+  // (a clean stop, exit 0), instead of killing the process half-started.
+  let early: string | undefined;
+  const onEarly = (signal: string) => () => {
+    early ??= signal;
+  };
+  const earlyTerm = onEarly("SIGTERM");
+  const earlyInt = onEarly("SIGINT");
+  process.on("SIGTERM", earlyTerm);
+  process.on("SIGINT", earlyInt);
   const server = await startServer(o, logger);
+  process.off("SIGTERM", earlyTerm);
+  process.off("SIGINT", earlyInt);
   logger.info(
     {
       http: server.httpAddress,
@@ -40,4 +52,5 @@ export async function runNode(o: NodeOptions): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  if (early) void shutdown(early);
 }
