@@ -16,6 +16,7 @@ import {
   machine,
   median,
   parseArgs,
+  postStatus,
   quantile,
   type Raftbus,
   runMain,
@@ -69,24 +70,9 @@ async function runOnce(rb: Raftbus, topic: string, rate: number, seconds: number
   const u = new URL(rb.url(rb.leader, `/v1/topics/${topic}/records`));
   const post = (ids: number[]) => {
     const body = JSON.stringify({ records: ids.map((i) => ({ value: { i, p: PAD } })) });
-    const req = http.request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: u.pathname,
-        method: "POST",
-        agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        if (res.statusCode !== 200) errors += ids.length;
-        res.resume();
-      },
-    );
-    req.on("error", () => {
-      errors += ids.length;
+    void postStatus(agent, u, body, "application/json").then((status) => {
+      if (status !== 200) errors += ids.length;
     });
-    req.end(body);
   };
   const perTick = rate / 1000;
   const t0 = performance.now();

@@ -299,13 +299,42 @@ export function medianLoad(rs: LoadResult[]): LoadResult {
   };
 }
 
+/**
+ * POSTs `body` to `url` on a keep-alive agent; resolves with the answer's
+ * status once it is read (0 for a connection error), never rejects.
+ */
+export function postStatus(
+  agent: http.Agent,
+  url: URL,
+  body: string | Buffer,
+  contentType: string,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: "POST",
+        agent,
+        headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", () => resolve(0));
+    req.end(body);
+  });
+}
+
 /** Sequential produce: one request at a time, latency of each in ms (high resolution). */
 export async function sequentialProduce(
   url: string,
   seconds: number,
   label: string,
 ): Promise<{ latencies: Float64Array; errors: number }> {
-  const http = await import("node:http");
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const u = new URL(url);
   const lat: number[] = [];
@@ -314,24 +343,7 @@ export async function sequentialProduce(
   let nextTick = performance.now() + 1000;
   while (performance.now() < end) {
     const t0 = performance.now();
-    const status = await new Promise<number>((resolve) => {
-      const req = http.request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: u.pathname,
-          method: "POST",
-          agent,
-          headers: { "content-type": "application/octet-stream", "content-length": singleBody.length },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on("error", () => resolve(0));
-      req.end(singleBody);
-    });
+    const status = await postStatus(agent, u, singleBody, "application/octet-stream");
     lat.push(performance.now() - t0);
     if (status !== 200) errors++;
     if (performance.now() > nextTick) {
@@ -365,28 +377,11 @@ export async function populate(rb: Raftbus, topic: string, n: number): Promise<v
   let done = 0;
   let next = 0;
   const t0 = performance.now();
-  const post = (count: number) =>
-    new Promise<void>((resolve, reject) => {
-      const b = count === per ? body : JSON.stringify({ records: JSON.parse(body).records.slice(0, count) });
-      const req = http.request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: u.pathname,
-          method: "POST",
-          agent,
-          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(b) },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () =>
-            res.statusCode === 200 ? resolve() : reject(new Error(`populate: HTTP ${res.statusCode}`)),
-          );
-        },
-      );
-      req.on("error", reject);
-      req.end(b);
-    });
+  const post = async (count: number) => {
+    const b = count === per ? body : JSON.stringify({ records: JSON.parse(body).records.slice(0, count) });
+    const status = await postStatus(agent, u, b, "application/json");
+    if (status !== 200) throw new Error(`populate: HTTP ${status || "connection error"}`);
+  };
   const worker = async () => {
     while (next < n) {
       const count = Math.min(per, n - next);
