@@ -4,8 +4,11 @@
 
 import { EventEmitter } from "node:events";
 import type { Runtime } from "../node/runtime.ts";
-import { encodeRequest, prepareCommand, type Request, type WireRecord } from "./commands.ts";
+import { encodePayload, type RecordBytes, recordBytes } from "./batch.ts";
+import { encodeRequest, type ProduceSection, prepareCommand, type Request } from "./commands.ts";
+import { partitionForKey } from "./partitioner.ts";
 import type { ApplyResult, BrokerState } from "./state.ts";
+import { Sweeper } from "./sweeper.ts";
 import {
   BrokerError,
   type GroupOffset,
@@ -13,6 +16,7 @@ import {
   MAX_PARTITIONS,
   type RecordIn,
   type RecordPosition,
+  type SectionPosition,
   type StoredRecord,
   TOPIC_NAME,
   type TopicConfig,
@@ -33,6 +37,10 @@ export interface BrokerOptions {
 export class Broker extends EventEmitter {
   private retentionTimer: NodeJS.Timeout | undefined;
   private readonly trimming = new Set<string>();
+  /** Deletes the batches retention and topic deletes left behind (every node). */
+  readonly sweeper: Sweeper;
+  /** Partition cursor for records with neither key nor partition (this node's requests). */
+  private keyless = 0;
 
   constructor(
     readonly runtime: Runtime<ApplyResult>,
@@ -43,16 +51,19 @@ export class Broker extends EventEmitter {
     this.setMaxListeners(0);
     // The leader stamps its clock into every command it proposes.
     runtime.setPreparer((request) => prepareCommand(request, Date.now()));
+    this.sweeper = new Sweeper(state);
   }
 
   start(): void {
     const every = this.opts.retentionIntervalMs ?? 1000;
     this.retentionTimer = setInterval(() => this.enforceRetention(), every);
     this.retentionTimer.unref();
+    this.sweeper.start();
   }
 
   stop(): void {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.sweeper.stop();
   }
 
   private async submit(r: Request, timeoutMs?: number): Promise<unknown> {
@@ -133,17 +144,58 @@ export class Broker extends EventEmitter {
     if (records.length > LIMITS.maxRecordsPerRequest) {
       throw new BrokerError("INVALID_REQUEST", `at most ${LIMITS.maxRecordsPerRequest} records per request`);
     }
-    const wire: WireRecord[] = records.map((r) => {
-      if (r.partition !== undefined && (r.partition < 0 || r.partition >= t.partitions.length)) {
-        throw new BrokerError("PARTITION_NOT_FOUND", `topic "${topic}" has no partition ${r.partition}`);
+    const partitions = t.partitions.length;
+    // One batch per partition, its records in request order. Records with
+    // neither key nor partition all go to one partition (as Kafka's sticky
+    // partitioner does): chosen by the idempotency key when there is one, so
+    // a retry through any node groups the records the same way.
+    let keylessPartition = -1;
+    const bySection = new Map<number, number>();
+    const sections: { partition: number; records: RecordBytes[] }[] = [];
+    const where = new Array<number>(records.length);
+    records.forEach((r, i) => {
+      let p: number;
+      if (r.partition !== undefined) {
+        if (r.partition < 0 || r.partition >= partitions) {
+          throw new BrokerError("PARTITION_NOT_FOUND", `topic "${topic}" has no partition ${r.partition}`);
+        }
+        p = r.partition;
+      } else if (r.key !== null) p = partitionForKey(r.key, partitions);
+      else {
+        if (keylessPartition < 0) {
+          keylessPartition =
+            opts.idempotencyKey !== undefined
+              ? partitionForKey(opts.idempotencyKey, partitions)
+              : this.keyless++ % partitions;
+        }
+        p = keylessPartition;
       }
-      const w: WireRecord = { k: r.key, v: r.value, j: r.json, h: r.headers };
-      if (r.partition !== undefined) w.p = r.partition;
-      return w;
+      let s = bySection.get(p);
+      if (s === undefined) {
+        s = sections.length;
+        bySection.set(p, s);
+        sections.push({ partition: p, records: [] });
+      }
+      where[i] = s;
+      sections[s]!.records.push(recordBytes(r));
     });
-    const req: Request = { t: "produce", topic, records: wire };
+    const wire: ProduceSection[] = sections.map((s) => ({
+      partition: s.partition,
+      count: s.records.length,
+      payload: encodePayload(s.records),
+    }));
+    const req: Request = { t: "produce", topic, topicId: this.state.topicId(topic) ?? 0, sections: wire };
     if (opts.idempotencyKey !== undefined) req.idem = { key: opts.idempotencyKey, hash: opts.bodyHash ?? "" };
-    return (await this.submit(req, opts.timeoutMs)) as RecordPosition[];
+    const placed = (await this.submit(req, opts.timeoutMs)) as SectionPosition[];
+    if (placed.length !== sections.length || placed.some((p, i) => p.partition !== sections[i]!.partition)) {
+      throw new Error("produce: the stored answer does not match this request's batches");
+    }
+    // Every record's own position: its batch's base plus its place in the batch.
+    const seen = new Array<number>(sections.length).fill(0);
+    return where.map((s) => {
+      const b = placed[s]!;
+      return { partition: b.partition, offset: b.baseOffset + seen[s]!++, timestamp: b.timestamp };
+    });
   }
 
   // ---- fetch --------------------------------------------------------------------
@@ -229,34 +281,22 @@ export class Broker extends EventEmitter {
 
   // ---- retention (leader only) -----------------------------------------------------
 
-  /** Proposes trims for partitions past their retention; one in flight per partition. */
+  /**
+   * Proposes trims for partitions past their retention; one in flight per
+   * partition. Each trim looks at a bounded number of batches; a partition
+   * far past its retention gets there over a few checks.
+   */
   enforceRetention(now = Date.now()): void {
     if (this.runtime.leader !== this.runtime.id) return;
     for (const t of this.state.retentionTargets()) {
       for (let p = 0; p < t.partitions; p++) {
         const key = `${t.topic}/${p}`;
         if (this.trimming.has(key)) continue;
-        const b = this.state.bounds(t.topic, p);
-        if (!b || b.start >= b.end) continue;
-        let before = b.start;
-        if (t.retentionMs !== null) {
-          before = Math.max(
-            before,
-            this.state.offsetForTimestamp(t.topic, p, now - t.retentionMs) ?? b.start,
-          );
-        }
-        if (t.retentionBytes !== null && b.bytes > t.retentionBytes) {
-          let excess = b.bytes - t.retentionBytes;
-          let o = b.start;
-          while (excess > 0 && o < b.end && o - b.start < LIMITS.maxTrimRecords) {
-            excess -= this.state.recordBytes(t.topic, p, o);
-            o++;
-          }
-          before = Math.max(before, o);
-        }
-        if (before <= b.start) continue;
+        const cutoff = t.retentionMs !== null ? now - t.retentionMs : null;
+        const point = this.state.retentionPoint(t.topic, p, cutoff, t.retentionBytes);
+        if (!point) continue;
         this.trimming.add(key);
-        this.submit({ t: "trim", topic: t.topic, partition: p, before })
+        this.submit({ t: "trim", topic: t.topic, partition: p, ...point })
           .catch(() => {})
           .finally(() => this.trimming.delete(key));
       }

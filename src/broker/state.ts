@@ -1,50 +1,79 @@
 // The broker's replicated state machine: topics, partitions with dense
-// offsets, records, consumer-group offsets and idempotency records. Applying a
-// command is deterministic (time comes from the leader's stamp in the
-// command), and its writes share one LMDB transaction with the applied index.
+// offsets, record batches, consumer-group offsets and idempotency records.
+// Applying a command is deterministic (time comes from the leader's stamp in
+// the command), and its writes share one LMDB transaction with the applied
+// index.
 //
-// Small state (topics, partition bounds, groups, idempotency keys) is kept in
-// memory and written through; records live only in LMDB, under scalar keys in
-// a cached database so a record is readable the moment it is applied.
+// Layout (named databases in the node's one LMDB environment):
+//   broker.meta      "format" (2), "gen" (which state database is live),
+//                    "stage:<topicId>/<p>" (staged batch ranges, see below)
+//   broker.state.0|1 the small state, msgpack: "applied", "nextTopicId",
+//                    "topic:<name>", "part:<id>/<p>", "group:<g>", "idem:<k>".
+//                    Kept in memory too and written through. Two generations:
+//                    a snapshot stream is staged into the idle one and made
+//                    live by flipping "gen" (the commit point).
+//   broker.batches   record batches (batch.ts): one value per produce request
+//                    and partition, under (topicId, partition, baseOffset).
+//
+// A local Raft snapshot holds none of this (it is durable as applied); a
+// lagging follower receives a stream (snapshot-stream.ts) of the small state
+// and of only the batches it lacks.
+//
+// Retention and topic deletion only move metadata in apply (O(1)); the
+// sweeper (sweeper.ts) deletes the batches below each partition's start, and
+// those of deleted topics, in bounded slices in the background.
+//
+// Reads see every applied batch at once: writes are queued asynchronously and
+// become visible in LMDB only when their transaction commits, so applied (and
+// staged) batches stay in an in-memory overlay until then.
 
 import { EventEmitter } from "node:events";
 import type { Database, RootDatabase } from "lmdb";
-import { Packr } from "msgpackr";
-import type { StateMachine } from "../node/state-machine.ts";
-import { type Command, decodeCommand, type WireRecord } from "./commands.ts";
-import { partitionForKey } from "./partitioner.ts";
-import { decodeRecord, encodeRecord, recordTimestamp } from "./record-codec.ts";
+import type { SnapshotInstaller, SnapshotSource, StateMachine } from "../node/state-machine.ts";
+import {
+  batchCount,
+  batchHeader,
+  batchKey,
+  checkPayload,
+  decodeRecords,
+  encodeBatch,
+  recordTimestampAt,
+  verifyBatch,
+} from "./batch.ts";
+import { type Command, decodeCommand, type ProduceCommand } from "./commands.ts";
+import { BatchSnapshotSource, type StagedState, StagingInstaller } from "./snapshot-stream.ts";
 import {
   type BrokerErrorCode,
   type GroupOffset,
   LIMITS,
   MAX_PARTITIONS,
-  type RecordPosition,
+  type SectionPosition,
   type StoredRecord,
   TOPIC_NAME,
   type TopicInfo,
 } from "./types.ts";
 
-interface TopicMeta {
+export interface TopicMeta {
   id: number;
   name: string;
   partitions: number;
   retentionMs: number | null;
   retentionBytes: number | null;
-  /** Records produced without a key or partition so far (round-robin cursor). */
-  rr: number;
 }
 
-interface PartState {
+export interface PartState {
+  /** First offset readable (retention moves it; it may fall inside a batch). */
   start: number;
+  /** The offset the next record gets. */
   end: number;
+  /** Bytes of the stored batches not wholly below start. */
   bytes: number;
   lastTs: number;
 }
 
-interface IdemEntry {
+export interface IdemEntry {
   hash: string;
-  result: RecordPosition[];
+  result: SectionPosition[];
   at: number;
   /** Raft index of the produce: the apply order, which every replica shares. */
   seq: number;
@@ -57,11 +86,21 @@ export type ApplyResult =
 const fail = (code: BrokerErrorCode, message: string, extra?: Record<string, unknown>): ApplyResult =>
   extra ? { ok: false, code, message, extra } : { ok: false, code, message };
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
+/** The store's format: 2 = record batches (1 was one key per record). */
+export const BROKER_FORMAT = 2;
 
-const partKey = (id: number, p: number) => `${id}/${p}`;
-const recKey = (id: number, p: number, offset: number) => `${id}/${p}/${offset}`;
+export const partKey = (id: number, p: number) => `${id}/${p}`;
 const idemKey = (topic: string, key: string) => `${topic}\u0000${key}`;
+
+/** A batch as found by a read: its base offset, record count and stored bytes. */
+export interface FoundBatch {
+  base: number;
+  count: number;
+  value: Uint8Array;
+}
+
+/** A batch written but not yet committed: reads find it here. */
+interface OverlayEntry extends FoundBatch {}
 
 export interface BrokerEvents {
   /** Records were appended: the partition's new end offset. */
@@ -69,17 +108,37 @@ export interface BrokerEvents {
   /** Retention moved a partition's start offset. */
   trim: [topic: string, partition: number, startOffset: number];
   deleted: [topic: string];
+  /** Batches became garbage (a trim, a delete, a restore): the sweeper has work. */
+  garbage: [];
+}
+
+/** A staged range of batches beyond a partition's end (a snapshot stream cut short). */
+export interface StageMark {
+  from: number;
+  to: number;
 }
 
 export class BrokerState extends EventEmitter<BrokerEvents> implements StateMachine<ApplyResult> {
-  private readonly stateDb: Database<unknown, string>;
-  private readonly recordsDb: Database<Uint8Array, string>;
+  readonly env: RootDatabase;
+  private readonly metaDb: Database<unknown, string>;
+  private readonly gens: [Database<unknown, string>, Database<unknown, string>];
+  private gen: 0 | 1 = 0;
+  /** Record batches, under 16-byte keys (batch.ts). */
+  readonly batches: Database<Uint8Array, Buffer>;
   private applied = 0;
   private nextTopicId = 1;
-  private readonly topics = new Map<string, TopicMeta>();
-  private readonly parts = new Map<string, PartState>();
-  private readonly groups = new Map<string, Map<string, number>>();
-  private readonly idem = new Map<string, IdemEntry>();
+  private topics = new Map<string, TopicMeta>();
+  private topicsById = new Map<number, TopicMeta>();
+  private parts = new Map<string, PartState>();
+  private groups = new Map<string, Map<string, number>>();
+  private idem = new Map<string, IdemEntry>();
+  private readonly overlay = new Map<string, OverlayEntry[]>();
+  /** Staged ranges by partKey, as in broker.meta. */
+  readonly stageMarks = new Map<string, StageMark>();
+  /** Open snapshot sources: the sweeper waits while any needs old batches. */
+  private sweepPauses = 0;
+  private installSeq = 0;
+  private staged: { token: Uint8Array; state: StagedState } | undefined;
   /** The commit promise of the last batch watched (lmdb-js shares one per batch). */
   private watchedCommit: Promise<boolean> | undefined;
   private writeFailed = false;
@@ -98,29 +157,46 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   constructor(env: RootDatabase) {
     super();
     this.setMaxListeners(0);
-    this.stateDb = env.openDB<unknown, string>("broker.state", { encoding: "msgpack", cache: true });
-    this.recordsDb = env.openDB<Uint8Array, string>("broker.records", { encoding: "binary", cache: true });
-    this.load();
+    this.env = env;
+    this.metaDb = env.openDB<unknown, string>("broker.meta", { encoding: "msgpack" });
+    this.gens = [
+      env.openDB<unknown, string>("broker.state.0", { encoding: "msgpack", cache: true }),
+      env.openDB<unknown, string>("broker.state.1", { encoding: "msgpack", cache: true }),
+    ];
+    this.batches = env.openDB<Uint8Array, Buffer>("broker.batches", {
+      keyEncoding: "binary",
+      encoding: "binary",
+    });
+    const format = this.metaDb.get("format");
+    if (format === undefined) {
+      env.transactionSync(() => {
+        this.metaDb.put("format", BROKER_FORMAT);
+        this.metaDb.put("gen", 0);
+      });
+    } else if (format !== BROKER_FORMAT) {
+      throw new Error(
+        `broker store format ${String(format)} is not ${BROKER_FORMAT}: this data directory was written by another version of raftbus`,
+      );
+    }
+    this.gen = this.metaDb.get("gen") === 1 ? 1 : 0;
+    for (const { key, value } of this.metaDb.getRange({ start: "stage:", end: "stage;" })) {
+      this.stageMarks.set(String(key).slice(6), value as StageMark);
+    }
+    this.load(loadState(this.stateDb));
   }
 
-  private load(): void {
-    const idem: [string, IdemEntry][] = [];
-    for (const { key, value } of this.stateDb.getRange()) {
-      const k = String(key);
-      if (k === "applied") this.applied = value as number;
-      else if (k === "nextTopicId") this.nextTopicId = value as number;
-      else if (k.startsWith("topic:")) {
-        const t = value as TopicMeta;
-        this.topics.set(t.name, t);
-      } else if (k.startsWith("part:")) this.parts.set(k.slice(5), value as PartState);
-      else if (k.startsWith("group:")) {
-        this.groups.set(k.slice(6), new Map(Object.entries(value as Record<string, number>)));
-      } else if (k.startsWith("idem:")) idem.push([k.slice(5), value as IdemEntry]);
-    }
-    // The map's order drives expiry and eviction: rebuild it in apply order, as
-    // it is on replicas that never restarted (LMDB returns keys sorted by name).
-    idem.sort((a, b) => a[1].seq - b[1].seq);
-    for (const [k, e] of idem) this.idem.set(k, e);
+  private get stateDb(): Database<unknown, string> {
+    return this.gens[this.gen];
+  }
+
+  private load(s: StagedState): void {
+    this.applied = s.applied;
+    this.nextTopicId = s.nextTopicId;
+    this.topics = s.topics;
+    this.topicsById = new Map([...s.topics.values()].map((t) => [t.id, t]));
+    this.parts = s.parts;
+    this.groups = s.groups;
+    this.idem = s.idem;
   }
 
   // ---- StateMachine ----------------------------------------------------------
@@ -142,11 +218,13 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   private watch(commit: Promise<boolean>): void {
     if (commit === this.watchedCommit) return;
     this.watchedCommit = commit;
-    commit.then(undefined, (e: unknown) => {
-      if (this.writeFailed) return;
-      this.writeFailed = true;
-      this.onWriteError(e instanceof Error ? e : new Error(String(e)));
-    });
+    commit.then(undefined, (e: unknown) => this.writeError(e));
+  }
+
+  private writeError(e: unknown): void {
+    if (this.writeFailed) return;
+    this.writeFailed = true;
+    this.onWriteError(e instanceof Error ? e : new Error(String(e)));
   }
 
   apply(index: number, command: Uint8Array): ApplyResult {
@@ -169,6 +247,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
 
   private putTopic(t: TopicMeta): void {
     this.topics.set(t.name, t);
+    this.topicsById.set(t.id, t);
     this.stateDb.put(`topic:${t.name}`, t);
   }
 
@@ -191,7 +270,6 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       partitions: c.partitions,
       retentionMs: c.retentionMs ?? null,
       retentionBytes: c.retentionBytes ?? null,
-      rr: 0,
     });
     for (let p = 0; p < c.partitions; p++) this.putPart(id, p, { start: 0, end: 0, bytes: 0, lastTs: 0 });
     return { ok: true, value: this.describe(c.name) };
@@ -200,13 +278,13 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   private applyDelete(name: string): ApplyResult {
     const t = this.topics.get(name);
     if (!t) return fail("TOPIC_NOT_FOUND", `topic "${name}" does not exist`);
+    // Metadata only: the sweeper removes the batches of ids no longer live.
     for (let p = 0; p < t.partitions; p++) {
-      const s = this.parts.get(partKey(t.id, p));
-      if (s) for (let o = s.start; o < s.end; o++) this.recordsDb.remove(recKey(t.id, p, o));
       this.parts.delete(partKey(t.id, p));
       this.stateDb.remove(`part:${partKey(t.id, p)}`);
     }
     this.topics.delete(name);
+    this.topicsById.delete(t.id);
     this.stateDb.remove(`topic:${name}`);
     // Groups forget the topic; idempotency keys of the topic go too.
     for (const [g, offsets] of this.groups) {
@@ -226,6 +304,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       }
     }
     this.emit("deleted", name);
+    this.emit("garbage");
     return { ok: true, value: null };
   }
 
@@ -239,10 +318,12 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     }
   }
 
-  private applyProduce(c: Extract<Command, { t: "produce" }>, index: number): ApplyResult {
+  private applyProduce(c: ProduceCommand, index: number): ApplyResult {
     this.expireIdempotency(c.ts);
     const t = this.topics.get(c.topic);
-    if (!t) return fail("TOPIC_NOT_FOUND", `topic "${c.topic}" does not exist`);
+    if (!t || (c.topicId !== 0 && c.topicId !== t.id)) {
+      return fail("TOPIC_NOT_FOUND", `topic "${c.topic}" does not exist`);
+    }
     if (c.idem) {
       const prior = this.idem.get(idemKey(c.topic, c.idem.key));
       if (prior) {
@@ -253,37 +334,32 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       }
     }
     // Check everything before writing anything: a request appends all or nothing.
-    const targets: number[] = [];
-    let rr = t.rr;
-    for (const r of c.records as WireRecord[]) {
-      let p: number;
-      if (typeof r.p === "number") p = r.p;
-      else if (r.k !== null && r.k !== undefined) p = partitionForKey(r.k, t.partitions);
-      else p = rr++ % t.partitions;
-      if (!Number.isInteger(p) || p < 0 || p >= t.partitions) {
-        return fail("PARTITION_NOT_FOUND", `topic "${c.topic}" has no partition ${r.p}`);
+    if (c.sections.length === 0) return fail("INVALID_REQUEST", "no records");
+    for (const s of c.sections) {
+      if (!Number.isInteger(s.partition) || s.partition >= t.partitions) {
+        return fail("PARTITION_NOT_FOUND", `topic "${c.topic}" has no partition ${s.partition}`);
       }
-      targets.push(p);
+      if (s.count < 1) return fail("INVALID_REQUEST", "an empty batch");
+      const bad = checkPayload(s.payload, s.count);
+      if (bad) return fail("INVALID_REQUEST", `malformed batch: ${bad}`);
     }
-    if (rr !== t.rr) this.putTopic({ ...t, rr });
-    const result: RecordPosition[] = [];
+    const result: SectionPosition[] = [];
     const touched = new Map<number, PartState>();
-    (c.records as WireRecord[]).forEach((r, i) => {
-      const p = targets[i]!;
-      let s = touched.get(p);
+    for (const sec of c.sections) {
+      let s = touched.get(sec.partition);
       if (!s) {
-        s = { ...this.parts.get(partKey(t.id, p))! };
-        touched.set(p, s);
+        s = { ...this.parts.get(partKey(t.id, sec.partition))! };
+        touched.set(sec.partition, s);
       }
       // Timestamps never decrease within a partition, whatever the clocks did.
       const timestamp = Math.max(c.ts, s.lastTs);
-      const bytes = encodeRecord({ timestamp, key: r.k ?? null, value: r.v, json: r.j, headers: r.h ?? {} });
-      this.recordsDb.put(recKey(t.id, p, s.end), bytes);
-      result.push({ partition: p, offset: s.end, timestamp });
-      s.end++;
-      s.bytes += bytes.length;
+      const value = encodeBatch(s.end, sec.count, timestamp, sec.payload);
+      this.putBatch(t.id, sec.partition, s.end, sec.count, value);
+      result.push({ partition: sec.partition, baseOffset: s.end, count: sec.count, timestamp });
+      s.end += sec.count;
+      s.bytes += value.length;
       s.lastTs = timestamp;
-    });
+    }
     for (const [p, s] of touched) this.putPart(t.id, p, s);
     if (c.idem) {
       const k = idemKey(c.topic, c.idem.key);
@@ -298,6 +374,33 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     }
     for (const [p, s] of touched) this.emit("append", c.topic, p, s.end);
     return { ok: true, value: result };
+  }
+
+  /**
+   * Queues a batch write and keeps the batch readable from memory until the
+   * write commits (lmdb-js shows writes to reads only once committed).
+   */
+  putBatch(topicId: number, partition: number, base: number, count: number, value: Uint8Array): void {
+    const pk = partKey(topicId, partition);
+    let list = this.overlay.get(pk);
+    if (!list) {
+      list = [];
+      this.overlay.set(pk, list);
+    }
+    const entry: OverlayEntry = { base, count, value };
+    // Kept sorted by base; a batch written again (the same bytes) replaces the older entry.
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.base > base) i--;
+    if (i > 0 && list[i - 1]!.base === base) list[i - 1] = entry;
+    else list.splice(i, 0, entry);
+    this.batches.put(batchKey(topicId, partition, base), value).then(
+      () => {
+        const at = list.indexOf(entry);
+        if (at >= 0) list.splice(at, 1);
+        if (list.length === 0 && this.overlay.get(pk) === list) this.overlay.delete(pk);
+      },
+      (e: unknown) => this.writeError(e),
+    );
   }
 
   /**
@@ -331,24 +434,73 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     return { ok: true, value: { partition: c.partition, offset: c.offset } };
   }
 
+  /**
+   * Moves a partition's start (O(1)): the leader computed the new start and
+   * the bytes it frees from the batches; a trim whose `from` is no longer the
+   * start is stale (another trim won) and does nothing.
+   */
   private applyTrim(c: Extract<Command, { t: "trim" }>): ApplyResult {
     const t = this.topics.get(c.topic);
     if (!t) return fail("TOPIC_NOT_FOUND", `topic "${c.topic}" does not exist`);
     const s = this.parts.get(partKey(t.id, c.partition));
     if (!s) return fail("PARTITION_NOT_FOUND", `no partition ${c.partition}`);
-    const before = Math.min(c.before, s.end, s.start + LIMITS.maxTrimRecords);
-    if (before <= s.start) return { ok: true, value: s.start };
-    const next = { ...s };
-    for (let o = s.start; o < before; o++) {
-      const k = recKey(t.id, c.partition, o);
-      const b = this.recordsDb.get(k);
-      if (b) next.bytes -= b.length;
-      this.recordsDb.remove(k);
-    }
-    next.start = before;
-    this.putPart(t.id, c.partition, next);
+    if (c.from !== s.start || c.before <= s.start) return { ok: true, value: s.start };
+    const before = Math.min(c.before, s.end);
+    this.putPart(t.id, c.partition, {
+      ...s,
+      start: before,
+      bytes: Math.max(0, s.bytes - Math.max(0, c.bytes)),
+    });
     this.emit("trim", c.topic, c.partition, before);
+    this.emit("garbage");
     return { ok: true, value: before };
+  }
+
+  // ---- batch lookups ------------------------------------------------------------------
+
+  /** Deletes one stored batch (the sweeper's write; it joins the current batch). */
+  removeBatch(key: Buffer): void {
+    this.batches.remove(key).then(undefined, (e: unknown) => this.writeError(e));
+  }
+
+  /** The batch holding `offset` (one reverse range lookup), if it is stored. */
+  findBatch(topicId: number, partition: number, offset: number): FoundBatch | undefined {
+    const list = this.overlay.get(partKey(topicId, partition));
+    if (list) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const e = list[i]!;
+        if (e.base <= offset) {
+          if (offset < e.base + e.count) return e;
+          break;
+        }
+      }
+    }
+    for (const { key, value } of this.batches.getRange({
+      start: batchKey(topicId, partition, offset),
+      end: batchKey(topicId, partition, 0),
+      inclusiveEnd: true,
+      reverse: true,
+      limit: 1,
+    })) {
+      const base = key.readUInt32BE(8) * 0x1_0000_0000 + key.readUInt32BE(12);
+      const found = this.checked(topicId, partition, base, value);
+      return offset < base + found.count ? found : undefined;
+    }
+    return undefined;
+  }
+
+  /** The batch whose base offset is exactly `base`, if it is stored. */
+  batchAt(topicId: number, partition: number, base: number): FoundBatch | undefined {
+    const list = this.overlay.get(partKey(topicId, partition));
+    if (list) for (const e of list) if (e.base === base) return e;
+    const value = this.batches.get(batchKey(topicId, partition, base));
+    return value ? this.checked(topicId, partition, base, value) : undefined;
+  }
+
+  private checked(topicId: number, partition: number, base: number, value: Uint8Array): FoundBatch {
+    const bad = verifyBatch(value, base);
+    if (bad) throw new Error(`stored batch ${topicId}/${partition}@${base} is corrupt: ${bad}`);
+    return { base, count: batchCount(value), value };
   }
 
   // ---- reads (this node's applied state) --------------------------------------
@@ -368,6 +520,11 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     return { name, partitions, retentionMs: t.retentionMs, retentionBytes: t.retentionBytes };
   }
 
+  /** The topic's id (ids are never reused), or undefined. */
+  topicId(name: string): number | undefined {
+    return this.topics.get(name)?.id;
+  }
+
   /** Bounds of a partition, or undefined when the topic or partition does not exist. */
   bounds(topic: string, partition: number): { start: number; end: number; bytes: number } | undefined {
     const t = this.topics.get(topic);
@@ -376,7 +533,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     return { start: s.start, end: s.end, bytes: s.bytes };
   }
 
-  /** Records from `offset` on, at most `limit` of them and about `maxBytes`. */
+  /** Records from `offset` on, at most `limit` of them and about `maxBytes` of values. */
   read(
     topic: string,
     partition: number,
@@ -389,14 +546,17 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     const s = this.parts.get(partKey(t.id, partition));
     if (!s) return [];
     const out: StoredRecord[] = [];
+    let o = Math.max(offset, s.start);
+    const end = Math.min(s.end, o + limit);
     let bytes = 0;
-    const end = Math.min(s.end, offset + limit);
-    for (let o = Math.max(offset, s.start); o < end; o++) {
-      const b = this.recordsDb.get(recKey(t.id, partition, o));
-      if (!b) break;
-      out.push(decodeRecord(o, b));
-      bytes += b.length;
-      if (bytes >= maxBytes) break;
+    let b = o < end ? this.findBatch(t.id, partition, o) : undefined;
+    while (b && o < end && bytes < maxBytes) {
+      const before = out.length;
+      const n = decodeRecords(b.value, o - b.base, end - o, maxBytes - bytes, out);
+      for (let i = before; i < out.length; i++) bytes += out[i]!.value.length;
+      o += n;
+      if (o < b.base + b.count) break; // stopped inside the batch: limit or maxBytes
+      b = o < end ? this.batchAt(t.id, partition, o) : undefined;
     }
     return out;
   }
@@ -410,19 +570,67 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     let hi = s.end;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const b = this.recordsDb.get(recKey(t.id, partition, mid));
-      if (b && recordTimestamp(b) >= ts) hi = mid;
+      const at = this.timestampOf(t.id, partition, mid);
+      if (at !== undefined && at >= ts) hi = mid;
       else lo = mid + 1;
     }
     return lo;
   }
 
+  private timestampOf(topicId: number, partition: number, offset: number): number | undefined {
+    const b = this.findBatch(topicId, partition, offset);
+    return b ? recordTimestampAt(b.value, offset - b.base) : undefined;
+  }
+
   /** Timestamp of the record at `offset`, if it is there. */
   timestampAt(topic: string, partition: number, offset: number): number | undefined {
     const t = this.topics.get(topic);
-    if (!t) return undefined;
-    const b = this.recordsDb.get(recKey(t.id, partition, offset));
-    return b ? recordTimestamp(b) : undefined;
+    const s = t && this.parts.get(partKey(t.id, partition));
+    if (!t || !s || offset < s.start || offset >= s.end) return undefined;
+    return this.timestampOf(t.id, partition, offset);
+  }
+
+  /**
+   * Where retention would move a partition's start: past the records older
+   * than `cutoffTs` and the oldest batches beyond `maxBytes`, looking at no
+   * more than `maxBatches` batches (the next check goes on from there). The
+   * bytes are those of the batches wholly below the new start.
+   */
+  retentionPoint(
+    topic: string,
+    partition: number,
+    cutoffTs: number | null,
+    maxBytes: number | null,
+    maxBatches = 256,
+  ): { from: number; before: number; bytes: number } | undefined {
+    const t = this.topics.get(topic);
+    const s = t && this.parts.get(partKey(t.id, partition));
+    if (!t || !s || s.start >= s.end) return undefined;
+    let before = s.start;
+    let freed = 0;
+    let excess = maxBytes === null ? 0 : s.bytes - maxBytes;
+    let b = this.findBatch(t.id, partition, s.start);
+    for (let n = 0; b && n < maxBatches; n++) {
+      const h = batchHeader(b.value);
+      const byBytes = excess > 0;
+      const byTime = cutoffTs !== null && h.maxTimestamp < cutoffTs;
+      if (!byBytes && !byTime) {
+        // Records of this batch older than the cutoff (per-record timestamps).
+        if (cutoffTs !== null && h.firstTimestamp < cutoffTs) {
+          for (let i = Math.max(0, before - b.base); i < b.count; i++) {
+            if (recordTimestampAt(b.value, i) >= cutoffTs) break;
+            before = b.base + i + 1;
+          }
+        }
+        break;
+      }
+      before = b.base + b.count;
+      freed += b.value.length;
+      excess -= b.value.length;
+      b = before < s.end ? this.batchAt(t.id, partition, before) : undefined;
+    }
+    if (before <= s.start) return undefined;
+    return { from: s.start, before: Math.min(before, s.end), bytes: freed };
   }
 
   groupOffset(group: string, topic: string, partition: number): number | undefined {
@@ -463,81 +671,193 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
       }));
   }
 
-  /** Size in bytes of the stored record at offset (0 when absent). */
-  recordBytes(topic: string, partition: number, offset: number): number {
-    const t = this.topics.get(topic);
-    if (!t) return 0;
-    return this.recordsDb.get(recKey(t.id, partition, offset))?.length ?? 0;
+  // ---- the sweeper's view ------------------------------------------------------------
+
+  /** Whether the sweeper must wait (a snapshot stream still reads old batches). */
+  sweepPaused(): boolean {
+    return this.sweepPauses > 0;
   }
 
-  // ---- snapshots -----------------------------------------------------------------
+  /**
+   * What may be deleted of a topic id's partition: "all" for a deleted topic,
+   * "none" for one this node does not know yet (staged by a snapshot stream),
+   * else the base offset below which every batch is garbage.
+   */
+  sweepLimit(topicId: number, partition: number): number | "all" | "none" {
+    const t = this.topicsById.get(topicId);
+    if (!t) return topicId < this.nextTopicId ? "all" : "none";
+    const s = this.parts.get(partKey(topicId, partition));
+    if (!s) return "all"; // a partition the topic does not have
+    if (s.start >= s.end) return s.start;
+    return this.findBatch(topicId, partition, s.start)?.base ?? s.start;
+  }
 
-  snapshot(): Uint8Array {
-    const records: [string, Uint8Array][] = [];
-    for (const t of this.topics.values()) {
-      for (let p = 0; p < t.partitions; p++) {
-        const s = this.parts.get(partKey(t.id, p))!;
-        for (let o = s.start; o < s.end; o++) {
-          const k = recKey(t.id, p, o);
-          const b = this.recordsDb.get(k);
-          if (b) records.push([k, b]);
-        }
-      }
+  // ---- snapshots: streams out, staged installs in ---------------------------------------
+
+  haveVector(): Uint8Array {
+    const have: [number, number, number, number, number][] = [];
+    const seen = new Set<string>();
+    for (const [pk, s] of this.parts) {
+      const [id, p] = pk.split("/").map(Number) as [number, number];
+      const m = this.stageMarks.get(pk);
+      have.push([id, p, s.end, m?.from ?? 0, m?.to ?? 0]);
+      seen.add(pk);
     }
-    return packr.pack({
-      applied: this.applied,
-      nextTopicId: this.nextTopicId,
-      topics: [...this.topics.values()],
-      parts: [...this.parts],
-      groups: [...this.groups].map(([g, m]) => [g, Object.fromEntries(m)]),
-      idem: [...this.idem],
-      records,
+    for (const [pk, m] of this.stageMarks) {
+      if (seen.has(pk)) continue;
+      const [id, p] = pk.split("/").map(Number) as [number, number];
+      have.push([id, p, 0, m.from, m.to]);
+    }
+    return encodeHave(have);
+  }
+
+  openSnapshotSource(have: Uint8Array): SnapshotSource {
+    this.sweepPauses++;
+    let closed = false;
+    return new BatchSnapshotSource(this, this.applied, this.stateDb, decodeHave(have), () => {
+      if (closed) return;
+      closed = true;
+      this.sweepPauses--;
+      if (this.sweepPauses === 0) this.emit("garbage");
     });
   }
 
-  restore(data: Uint8Array, index: number): void {
-    // Remove everything this node has, then write the snapshot's state.
+  openInstaller(): SnapshotInstaller {
+    this.staged = undefined;
+    const gen = this.gen === 0 ? 1 : 0;
+    const db = this.gens[gen];
+    const seq = ++this.installSeq;
+    return new StagingInstaller(this, db, (state) => {
+      const token = new Uint8Array(8);
+      new DataView(token.buffer).setUint32(0, 0x53544731); // "STG1"
+      new DataView(token.buffer).setUint32(4, seq);
+      this.staged = { token, state };
+      return token;
+    });
+  }
+
+  /** Records a staged range of batches (persisted with the batches it describes). */
+  markStaged(topicId: number, partition: number, mark: StageMark): void {
+    const pk = partKey(topicId, partition);
+    this.stageMarks.set(pk, mark);
+    this.metaDb.put(`stage:${pk}`, mark);
+  }
+
+  restore(token: Uint8Array, index: number): void {
+    const oldTopics = this.topics;
+    const next: 0 | 1 = this.gen === 0 ? 1 : 0;
+    let state: StagedState;
+    if (token.length === 0) {
+      this.gens[next].clearAsync();
+      state = emptyState();
+    } else {
+      const staged = this.staged;
+      if (!staged || !sameBytes(staged.token, token)) {
+        throw new Error("broker: restore of a snapshot that was not staged here");
+      }
+      state = staged.state;
+    }
+    this.staged = undefined;
+    state.applied = index;
+    this.gens[next].put("applied", index);
+    this.metaDb.put("gen", next);
+    for (const pk of this.stageMarks.keys()) this.metaDb.remove(`stage:${pk}`);
+    this.stageMarks.clear();
+    this.gen = next;
+    this.load(state);
+    this.watch(this.stateDb.put("applied", index));
+    for (const name of oldTopics.keys()) if (!this.topics.has(name)) this.emit("deleted", name);
     for (const t of this.topics.values()) {
       for (let p = 0; p < t.partitions; p++) {
-        const s = this.parts.get(partKey(t.id, p));
-        if (s) for (let o = s.start; o < s.end; o++) this.recordsDb.remove(recKey(t.id, p, o));
+        const s = this.parts.get(partKey(t.id, p))!;
+        this.emit("trim", t.name, p, s.start);
+        this.emit("append", t.name, p, s.end);
       }
     }
-    // Keys written by applies not yet committed are invisible to getRange():
-    // remove what the in-memory maps know too, so nothing stale survives.
-    for (const name of this.topics.keys()) this.stateDb.remove(`topic:${name}`);
-    for (const k of this.parts.keys()) this.stateDb.remove(`part:${k}`);
-    for (const g of this.groups.keys()) this.stateDb.remove(`group:${g}`);
-    for (const k of this.idem.keys()) this.stateDb.remove(`idem:${k}`);
-    for (const { key } of this.stateDb.getRange()) this.stateDb.remove(key as string);
-    this.topics.clear();
-    this.parts.clear();
-    this.groups.clear();
-    this.idem.clear();
-    if (data.length > 0) {
-      const s = packr.unpack(data) as {
-        nextTopicId: number;
-        topics: TopicMeta[];
-        parts: [string, PartState][];
-        groups: [string, Record<string, number>][];
-        idem: [string, IdemEntry][];
-        records: [string, Uint8Array][];
-      };
-      this.nextTopicId = s.nextTopicId;
-      this.stateDb.put("nextTopicId", s.nextTopicId);
-      for (const t of s.topics) this.putTopic(t);
-      for (const [k, p] of s.parts) {
-        this.parts.set(k, p);
-        this.stateDb.put(`part:${k}`, p);
-      }
-      for (const [g, m] of s.groups) this.putGroup(g, new Map(Object.entries(m)));
-      for (const [k, e] of s.idem) {
-        this.idem.set(k, e);
-        this.stateDb.put(`idem:${k}`, e);
-      }
-      for (const [k, b] of s.records) this.recordsDb.put(k, b);
-    }
-    this.applied = index;
-    this.watch(this.stateDb.put("applied", index));
+    this.emit("garbage");
   }
+}
+
+// ---- helpers -------------------------------------------------------------------------
+
+function emptyState(): StagedState {
+  return {
+    applied: 0,
+    nextTopicId: 1,
+    topics: new Map(),
+    parts: new Map(),
+    groups: new Map(),
+    idem: new Map(),
+  };
+}
+
+/** Reads a generation's small state into memory. */
+function loadState(db: Database<unknown, string>): StagedState {
+  const s = emptyState();
+  const idem: [string, IdemEntry][] = [];
+  for (const { key, value } of db.getRange()) addStateEntry(s, String(key), value, idem);
+  finishState(s, idem);
+  return s;
+}
+
+/** Takes one key/value of the small state into `s` (idempotency entries into `idem`). */
+export function addStateEntry(s: StagedState, k: string, value: unknown, idem: [string, IdemEntry][]): void {
+  if (k === "applied") s.applied = value as number;
+  else if (k === "nextTopicId") s.nextTopicId = value as number;
+  else if (k.startsWith("topic:")) {
+    const t = value as TopicMeta;
+    s.topics.set(t.name, t);
+  } else if (k.startsWith("part:")) s.parts.set(k.slice(5), value as PartState);
+  else if (k.startsWith("group:")) {
+    s.groups.set(k.slice(6), new Map(Object.entries(value as Record<string, number>)));
+  } else if (k.startsWith("idem:")) idem.push([k.slice(5), value as IdemEntry]);
+}
+
+export function finishState(s: StagedState, idem: [string, IdemEntry][]): void {
+  // The map's order drives expiry and eviction: rebuild it in apply order, as
+  // it is on replicas that never restarted (LMDB returns keys sorted by name).
+  idem.sort((a, b) => a[1].seq - b[1].seq);
+  for (const [k, e] of idem) s.idem.set(k, e);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** have-vector: [u32 n] then n × [u32 topicId][u32 partition][f64 end][f64 stagedFrom][f64 stagedTo]. */
+function encodeHave(rows: [number, number, number, number, number][]): Uint8Array {
+  const out = Buffer.allocUnsafe(4 + rows.length * 32);
+  out.writeUInt32BE(rows.length, 0);
+  let o = 4;
+  for (const [id, p, end, from, to] of rows) {
+    o = out.writeUInt32BE(id, o);
+    o = out.writeUInt32BE(p, o);
+    o = out.writeDoubleBE(end, o);
+    o = out.writeDoubleBE(from, o);
+    o = out.writeDoubleBE(to, o);
+  }
+  return out;
+}
+
+/** Per partKey: the offset from which the follower lacks batches it can use. */
+export type HaveMap = Map<string, { end: number; stagedFrom: number; stagedTo: number }>;
+
+function decodeHave(b: Uint8Array): HaveMap {
+  const out: HaveMap = new Map();
+  if (b.length < 4) return out;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const n = buf.readUInt32BE(0);
+  if (4 + n * 32 !== b.length) throw new Error("snapshot stream: malformed have-vector");
+  let o = 4;
+  for (let i = 0; i < n; i++) {
+    out.set(partKey(buf.readUInt32BE(o), buf.readUInt32BE(o + 4)), {
+      end: buf.readDoubleBE(o + 8),
+      stagedFrom: buf.readDoubleBE(o + 16),
+      stagedTo: buf.readDoubleBE(o + 24),
+    });
+    o += 32;
+  }
+  return out;
 }

@@ -50,6 +50,14 @@ export interface RecordPosition {
   timestamp: number;
 }
 
+/** Where one partition's records of a produce request went: one batch. */
+export interface SectionPosition {
+  partition: number;
+  baseOffset: number;
+  count: number;
+  timestamp: number;
+}
+
 export interface GroupOffset {
   topic: string;
   partition: number;
@@ -82,6 +90,4 @@ export const LIMITS = {
   /** Idempotency records kept at most (oldest forgotten first beyond it). */
   maxIdempotencyKeys: 1_000_000,
   maxFetchRecords: 10_000,
-  /** Records removed by one retention command, to bound one transaction. */
-  maxTrimRecords: 50_000,
 };
