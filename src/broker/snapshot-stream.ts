@@ -228,11 +228,14 @@ export class StagingInstaller implements SnapshotInstaller {
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     switch (buf[0]) {
       case STATE:
-        return this.writeState(buf);
+        this.writeState(buf);
+        return;
       case BATCH:
-        return this.writeBatches(buf);
+        this.writeBatches(buf);
+        return;
       case END:
-        return this.writeEnd(buf);
+        this.writeEnd(buf);
+        return;
       default:
         throw new Error(`snapshot install: unknown chunk kind ${buf[0]}`);
     }
