@@ -76,7 +76,14 @@ export interface LmdbStorageStats {
   pendingWrites: number;
 }
 
+/** Format byte of each stored log entry. */
 const FORMAT = 1;
+/**
+ * Format of the whole store ("v" in meta). 2: the state machine's data lives
+ * in its own databases and snapshots carry no data (segment store). 1 (raftbus
+ * 0.1): one key per record and snapshots holding every record.
+ */
+export const STORE_FORMAT = 2;
 const HEADER = 14;
 /** entryWireSize(e) - e.data.length. */
 const WIRE_OVERHEAD = entryWireSize({ term: 0, index: 0, type: 0, data: new Uint8Array(), crc: 0 });
@@ -212,11 +219,16 @@ export class LmdbStorage implements Storage {
         this.meta.put(K_SNAP, sm);
         this.meta.put(K_FIRST, { index: 0, term: 0 });
         this.snapDb.put(K_SNAP_DATA, new Uint8Array());
-        this.meta.put(K_VERSION, FORMAT);
+        this.meta.put(K_VERSION, STORE_FORMAT);
       });
     }
     const version = this.meta.get(K_VERSION);
-    if (version !== FORMAT) {
+    if (version === 1) {
+      throw new Error(
+        `${dir} was written by raftbus 0.1 (storage format 1: one key per record, snapshots holding every record); this version stores record batches (format ${STORE_FORMAT}) and does not read it. Move the directory aside and start the node with an empty --data-dir: as a member of a running cluster it catches up from its peers. A cluster whose nodes all have format 1 must be created anew (read its topics out with raftbus 0.1's \`raftbus consume\` first).`,
+      );
+    }
+    if (version !== STORE_FORMAT) {
       throw new Error(`${dir}: unsupported storage format ${String(version)}`);
     }
     const hs = this.meta.get(K_HARD) as HardState | undefined;

@@ -412,3 +412,13 @@ describe("LmdbStorage: runtime records (getMeta/putMeta)", () => {
     expect(Array.from(r.getMeta("members")!)).toEqual([4]);
   });
 });
+
+describe("LmdbStorage: format", () => {
+  it("refuses a raftbus 0.1 directory (format 1) with a message that says what to do", async () => {
+    const dir = newDir();
+    const env = open(dir, { maxDbs: 8 });
+    await env.openDB("meta", { encoding: "msgpack" }).put("v", 1);
+    await env.close();
+    expect(() => LmdbStorage.open(dir)).toThrow(/raftbus 0\.1.*empty --data-dir/);
+  });
+});
