@@ -247,6 +247,14 @@ export class Broker extends EventEmitter {
     });
   }
 
+  /** A fingerprint of the partition's stored batches on this node (replicas that agree are equal). */
+  async partitionDigest(topic: string, partition: number) {
+    this.requirePartition(topic, partition);
+    const d = await this.state.partitionDigest(topic, partition);
+    if (!d) throw new BrokerError("TOPIC_NOT_FOUND", `topic "${topic}" does not exist`);
+    return d;
+  }
+
   offsetForTimestamp(topic: string, partition: number, ts: number): number {
     this.requirePartition(topic, partition);
     return this.state.offsetForTimestamp(topic, partition, ts)!;

@@ -27,6 +27,7 @@
 // become visible in LMDB only when their transaction commits, so applied (and
 // staged) batches stay in an in-memory overlay until then.
 
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Database, RootDatabase } from "lmdb";
 import type { SnapshotInstaller, SnapshotSource, StateMachine } from "../node/state-machine.ts";
@@ -631,6 +632,35 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     }
     if (before <= s.start) return undefined;
     return { from: s.start, before: Math.min(before, s.end), bytes: freed };
+  }
+
+  /**
+   * A fingerprint of a partition's stored batches, from the one holding its
+   * start to its end: replicas that agree have equal digests. Reads in slices
+   * of 256 batches per event-loop turn.
+   */
+  async partitionDigest(
+    topic: string,
+    partition: number,
+  ): Promise<{ start: number; end: number; bytes: number; batches: number; sha256: string } | undefined> {
+    const t = this.topics.get(topic);
+    const s = t && this.parts.get(partKey(t.id, partition));
+    if (!t || !s) return undefined;
+    const { start, end, bytes } = s;
+    const hash = createHash("sha256");
+    let batches = 0;
+    let o = start;
+    let b = o < end ? this.findBatch(t.id, partition, o) : undefined;
+    while (b && o < end) {
+      hash.update(b.value);
+      batches++;
+      o = b.base + b.count;
+      if (batches % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+      if (this.topics.get(topic) !== t) return undefined;
+      b = o < end ? this.batchAt(t.id, partition, o) : undefined;
+    }
+    if (o < end) throw new Error(`partition ${topic}/${partition}: batch at ${o} is missing`);
+    return { start, end, bytes, batches, sha256: hash.digest("hex") };
   }
 
   groupOffset(group: string, topic: string, partition: number): number | undefined {

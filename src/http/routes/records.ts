@@ -267,4 +267,14 @@ export async function recordRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       return { offset: broker.offsetForTimestamp(req.params.topic, partition, ts) };
     },
   );
+
+  // ---- a partition's digest (replicas that agree are equal) -------------------------
+
+  app.get<{ Params: { topic: string; partition: string } }>(
+    "/v1/topics/:topic/partitions/:partition/digest",
+    async (req) => {
+      const partition = intParam(req.params.partition, "partition", 0, MAX_SAFE);
+      return broker.partitionDigest(req.params.topic, partition);
+    },
+  );
 }
