@@ -44,7 +44,17 @@ program
     new Option("--election-ticks <n>", "election timeout in ticks (RAFTBUS_ELECTION_TICKS, default 10)"),
   )
   .addOption(
-    new Option("--snapshot-entries <n>", "snapshot and compact every n entries (RAFTBUS_SNAPSHOT_ENTRIES)"),
+    new Option(
+      "--snapshot-entries <n>",
+      "take a (metadata-only) snapshot every n applied entries (RAFTBUS_SNAPSHOT_ENTRIES, default 100000)",
+    ),
+  )
+  .addOption(
+    new Option(
+      "--compaction-margin-bytes <n>",
+      "Raft log bytes kept behind the compaction point, so a restarted follower catches up from the log " +
+        "(RAFTBUS_COMPACTION_MARGIN_BYTES, default 268435456 = 256 MiB)",
+    ),
   )
   .addOption(new Option("--log-level <level>", "pino log level (RAFTBUS_LOG_LEVEL, default info)"))
   .addOption(new Option("--metrics <on|off>", "serve /metrics and count (RAFTBUS_METRICS, default on)"))

@@ -1,5 +1,7 @@
 // Parsing of the node's flags and their RAFTBUS_* environment equivalents.
 
+import { DEFAULT_COMPACTION_MARGIN_BYTES } from "../node/create-runtime.ts";
+
 export interface NodeOptions {
   id: number;
   dataDir: string;
@@ -16,6 +18,8 @@ export interface NodeOptions {
   tickMs: number;
   electionTicks: number;
   snapshotEntries: number;
+  /** Raft log bytes kept behind the compaction point (default 256 MiB). */
+  compactionMarginBytes?: number;
   logLevel: string;
   /** Serve GET /metrics and count on the hot path (default on; off only to measure their cost). */
   metrics?: boolean;
@@ -70,6 +74,7 @@ export const NODE_FLAGS = [
   "tickMs",
   "electionTicks",
   "snapshotEntries",
+  "compactionMarginBytes",
   "logLevel",
   "metrics",
 ] as const;
@@ -136,6 +141,12 @@ export function resolveNodeOptions(raw: Raw): NodeOptions {
     tickMs: int(get("tickMs"), "--tick-ms", 1, 50),
     electionTicks: int(get("electionTicks"), "--election-ticks", 3, 10),
     snapshotEntries: int(get("snapshotEntries"), "--snapshot-entries", 10, 100_000),
+    compactionMarginBytes: int(
+      get("compactionMarginBytes"),
+      "--compaction-margin-bytes",
+      0,
+      DEFAULT_COMPACTION_MARGIN_BYTES,
+    ),
     logLevel: get("logLevel") ?? "info",
     metrics: onOff(get("metrics"), "--metrics", true),
   };

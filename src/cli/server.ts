@@ -8,8 +8,9 @@ import { Broker } from "../broker/broker.ts";
 import { type ApplyResult, BrokerState } from "../broker/state.ts";
 import { buildApp } from "../http/app.ts";
 import { createMetrics } from "../metrics/registry.ts";
+import { createRuntime } from "../node/create-runtime.ts";
 import { type Logger, silentLogger } from "../node/ports.ts";
-import { Runtime } from "../node/runtime.ts";
+import type { Runtime } from "../node/runtime.ts";
 import { LmdbStorage } from "../storage/lmdb-storage.ts";
 import { TcpTransport } from "../transport/transport.ts";
 import { type NodeOptions, parseHostPort } from "./options.ts";
@@ -53,7 +54,7 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
   await transport.start();
   const raftAddress = `${parseHostPort(o.raft, "--raft").host}:${transport.address().port}`;
   const http = parseHostPort(o.http, "--http");
-  const runtime = new Runtime<ApplyResult>({
+  const runtime = createRuntime<ApplyResult>({
     id: o.id,
     peers: o.peers,
     // With port 0 the real HTTP port is known only after listen; announce it then.
@@ -65,6 +66,7 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
     logger,
     tickMs: o.tickMs,
     snapshotEntries: o.snapshotEntries,
+    ...(o.compactionMarginBytes !== undefined ? { compactionMarginBytes: o.compactionMarginBytes } : {}),
     raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
   });
   const broker = new Broker(runtime, state);

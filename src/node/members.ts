@@ -14,13 +14,13 @@ export type AddressBook = Map<NodeId, MemberAddress>;
 
 const KEY = "members";
 
-export function loadAddressBook(storage: DurableStorage): AddressBook {
+export function loadAddressBook(storage: Pick<DurableStorage, "getMeta">): AddressBook {
   const raw = storage.getMeta(KEY);
   if (!raw) return new Map();
   return parseBook(new TextDecoder().decode(raw));
 }
 
-export function saveAddressBook(storage: DurableStorage, book: AddressBook): void {
+export function saveAddressBook(storage: Pick<DurableStorage, "putMeta">, book: AddressBook): void {
   storage.putMeta(KEY, new TextEncoder().encode(JSON.stringify([...book])));
 }
 

@@ -146,7 +146,11 @@ describe("a 3-node cluster of real processes", () => {
   });
 
   it("brings a follower that was down past log compaction back through a snapshot", async () => {
-    cluster = await ProcCluster.create({ size: 3, extraArgs: ["--snapshot-entries", "100"] });
+    // No byte margin: with this little data the log would otherwise never be compacted.
+    cluster = await ProcCluster.create({
+      size: 3,
+      extraArgs: ["--snapshot-entries", "100", "--compaction-margin-bytes", "0"],
+    });
     const c = cluster;
     c.startAll();
     const leader = await c.waitForLeader();
@@ -169,6 +173,13 @@ describe("a 3-node cluster of real processes", () => {
     await waitApplied(c, follower, target, 30_000);
     const fs = await c.json<{ runtime: { snapshotsInstalled: number } }>(follower, "/internal/status");
     expect(fs.body.runtime.snapshotsInstalled).toBeGreaterThan(0);
+    // It came as a stream from a leader (catchup.ts), not as a Raft message.
+    let sent = 0;
+    for (const id of others) {
+      const s = await c.json<{ runtime: { snapshotsSent: number } }>(id, "/internal/status");
+      sent += s.body.runtime.snapshotsSent;
+    }
+    expect(sent).toBeGreaterThan(0);
     expect(await ledger(c, follower)).toEqual(await ledger(c, leader));
   });
 

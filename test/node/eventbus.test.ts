@@ -172,7 +172,10 @@ describe("the event bus on a real 3-node cluster", () => {
 
   it("retention trims old records on every node and the space is reused", async () => {
     // Records live in the Raft log too until it is compacted: compact often here.
-    cluster = await ProcCluster.create({ size: 3, extraArgs: ["--snapshot-entries", "20"] });
+    cluster = await ProcCluster.create({
+      size: 3,
+      extraArgs: ["--snapshot-entries", "20", "--compaction-margin-bytes", "0"],
+    });
     const c = cluster;
     c.startAll();
     const leader = await c.waitForLeader();
