@@ -98,6 +98,36 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
   });
 
+  // Snapshot streams (src/node/catchup.ts), from the runtime's counters.
+  const statCounter = (name: string, help: string, value: () => number) => {
+    let seen = 0;
+    return new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const n = value();
+        if (n > seen) this.inc(n - seen);
+        seen = n;
+      },
+    });
+  };
+  statCounter(
+    "raftbus_snapshots_sent_total",
+    "Snapshot streams this node sent to a follower as leader (completed).",
+    () => runtime.stats.snapshotsSent,
+  );
+  statCounter(
+    "raftbus_snapshot_bytes_sent_total",
+    "Chunk bytes of snapshot streams this node sent, re-sent frames included.",
+    () => runtime.stats.snapshotBytesSent,
+  );
+  statCounter(
+    "raftbus_snapshots_installed_total",
+    "Snapshots this node installed from a leader's stream.",
+    () => runtime.stats.snapshotsInstalled,
+  );
+
   // A change is a new known leader other than the last known one (a spell with
   // no leader in between does not count twice).
   const leaderChanges = new Counter({
