@@ -88,10 +88,19 @@ export class AppendedBytes {
    */
   lastIndexWithBytesAfter(marginBytes: number): number {
     if (marginBytes <= 0) return Number.POSITIVE_INFINITY;
-    for (let i = this.indexes.length - 1; i >= 0; i--) {
-      if (this.total - this.cumulative[i]! >= marginBytes) return this.indexes[i]!;
+    // cumulative is ascending: the last checkpoint with cumulative <= total - margin.
+    const limit = this.total - marginBytes;
+    let lo = 0;
+    let hi = this.cumulative.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.cumulative[mid]! <= limit) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
-    return -1;
+    return found < 0 ? -1 : this.indexes[found]!;
   }
 
   /** The log was compacted through `index`: checkpoints before it are of no more use (one is kept). */

@@ -114,6 +114,8 @@ export class CatchUp {
   private readonly holds = new Map<NodeId, Hold>();
   /** Follower: the one receive session (kept once finished, to answer a re-sent END). */
   private receiving: ReceiveSession | undefined;
+  /** Follower: the index of a stream handed to the core whose commit point is not written yet. */
+  private pendingInstall: number | undefined;
   /** Follower: the last unknown session told to stop (one ABORT per session, not one per frame). */
   private lastRefused: { from: NodeId; sessionId: number } | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -235,6 +237,11 @@ export class CatchUp {
     if (r?.active && r.from !== leader) r.abort(`the leader changed to ${leader || "none"}`, false);
   }
 
+  /** The runtime wrote a snapshot's commit point (storage.applySnapshot + restore). */
+  installed(index: number): void {
+    if (this.pendingInstall !== undefined && index >= this.pendingInstall) this.pendingInstall = undefined;
+  }
+
   /** Ends every session (the runtime is stopping): sources closed, installers aborted. */
   stop(): void {
     if (this.stopped) return;
@@ -298,6 +305,12 @@ export class CatchUp {
     }
     if (core.role() === Role.Leader || term < core.term()) {
       this.sendTo(from, { kind: CatchUpKind.Abort, sessionId, reason: "stale offer" });
+      return;
+    }
+    if (this.pendingInstall !== undefined) {
+      // A finished stream's token waits for its commit point: a new installer
+      // now would discard what restore() is about to take. The leader retries.
+      this.sendTo(from, { kind: CatchUpKind.Abort, sessionId, reason: "a snapshot is being installed" });
       return;
     }
     if (r?.active) r.abort(`a new stream ${sessionId} from node ${from} replaces it`, false);
@@ -364,7 +377,9 @@ export class CatchUp {
       },
     });
     const rd = core.step(m);
-    return rd?.snapshot?.metadata.index === header.index;
+    const installing = rd?.snapshot?.metadata.index === header.index;
+    if (installing) this.pendingInstall = header.index;
+    return installing;
   }
 
   private receiveEnded(s: ReceiveSession): void {

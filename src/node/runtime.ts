@@ -432,6 +432,7 @@ export class Runtime<R = unknown> extends EventEmitter<RuntimeEvents<R>> {
     this.o.stateMachine.restore(token, index);
     this.s.membership.install(members);
     this.s.snapshots.noteInstalled(index);
+    this.s.catchUp.installed(index);
     this.counters.snapshotsInstalled++;
     this.log.info({ index, term: snap.metadata.term }, "installed snapshot");
   }

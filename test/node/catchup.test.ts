@@ -123,6 +123,8 @@ interface TestNode {
   stats: RuntimeStats;
   stepped: Message[];
   catchUp: CatchUp;
+  /** The runtime has not written the installed snapshot's commit point yet. */
+  holdInstall?: boolean;
 }
 
 const nodes: TestNode[] = [];
@@ -156,6 +158,8 @@ function addNode(net: Net, id: number, role: Role, leader: number, sm: FakeState
         const snap = m.snapshot!;
         if (snap.metadata.index <= sm.applied) return null;
         sm.restore(decodeSnapshot(snap.data).state, snap.metadata.index);
+        // The runtime writes the commit point in its next batch, then tells catch-up.
+        if (!n.holdInstall) setImmediate(() => n.catchUp.installed(snap.metadata.index));
         return {
           entries: [],
           committedEntries: [],
@@ -427,6 +431,22 @@ describe("snapshot streams", () => {
     );
     expect(restarted.stepped).toHaveLength(0);
     expect(leader.sm.sources[0]!.closed).toBe(true);
+  });
+
+  it("refuses a new stream while a finished one waits for its commit point", async () => {
+    const { net, leader, follower } = pair();
+    follower.holdInstall = true;
+    leader.catchUp.onSnap(snapFor(FOLLOWER));
+    await until("the stream is handed to the core", () => follower.stepped.length === 1);
+    // Another leader offers meanwhile: opening an installer now would discard the token.
+    follower.term = TERM + 1;
+    follower.catchUp.onFrame(3, encodeCatchUp({ kind: CatchUpKind.Offer, sessionId: 99, term: TERM + 1 }));
+    expect(follower.sm.installers).toHaveLength(1);
+    await until("it says so", () => net.sentOf(CatchUpKind.Abort, FOLLOWER).length === 1);
+    expect(net.sentOf(CatchUpKind.Abort, FOLLOWER)[0]!.to).toBe(3);
+    follower.catchUp.installed(APPLIED);
+    follower.catchUp.onFrame(3, encodeCatchUp({ kind: CatchUpKind.Offer, sessionId: 100, term: TERM + 1 }));
+    expect(follower.sm.installers).toHaveLength(2);
   });
 
   it("ignores the core's repeated Snap messages while a stream runs and during the cooldown after it", async () => {
