@@ -593,7 +593,8 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
 
   /**
    * Where retention would move a partition's start: past the records older
-   * than `cutoffTs` and the oldest batches beyond `maxBytes`, looking at no
+   * than `cutoffTs`, and past the oldest batches as long as at least `maxBytes`
+   * remain (Kafka's rule: retention by size never leaves less), looking at no
    * more than `maxBatches` batches (the next check goes on from there). The
    * bytes are those of the batches wholly below the new start.
    */
@@ -613,7 +614,8 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     let b = this.findBatch(t.id, partition, s.start);
     for (let n = 0; b && n < maxBatches; n++) {
       const h = batchHeader(b.value);
-      const byBytes = excess > 0;
+      // As Kafka does: a batch goes only if what remains is still at least maxBytes.
+      const byBytes = maxBytes !== null && excess - b.value.length >= 0;
       const byTime = cutoffTs !== null && h.maxTimestamp < cutoffTs;
       if (!byBytes && !byTime) {
         // Records of this batch older than the cutoff (per-record timestamps).
