@@ -314,6 +314,10 @@ export class StagingInstaller implements SnapshotInstaller {
     this.ended = true;
   }
 
+  backlogBytes(): number {
+    return this.state.uncommittedBatchBytes();
+  }
+
   finish(): Uint8Array {
     if (!this.ended) throw new Error("snapshot install: finish before the end of the stream");
     if (this.done) throw new Error("snapshot install: finished twice");

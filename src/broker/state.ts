@@ -134,6 +134,8 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   private groups = new Map<string, Map<string, number>>();
   private idem = new Map<string, IdemEntry>();
   private readonly overlay = new Map<string, OverlayEntry[]>();
+  /** Bytes of batches in the overlay (written, not yet committed). */
+  private overlayBytes = 0;
   /** Staged ranges by partKey, as in broker.meta. */
   readonly stageMarks = new Map<string, StageMark>();
   /** Open snapshot sources: the sweeper waits while any needs old batches. */
@@ -394,8 +396,10 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     while (i > 0 && list[i - 1]!.base > base) i--;
     if (i > 0 && list[i - 1]!.base === base) list[i - 1] = entry;
     else list.splice(i, 0, entry);
+    this.overlayBytes += value.length;
     this.batches.put(batchKey(topicId, partition, base), value).then(
       () => {
+        this.overlayBytes -= value.length;
         const at = list.indexOf(entry);
         if (at >= 0) list.splice(at, 1);
         if (list.length === 0 && this.overlay.get(pk) === list) this.overlay.delete(pk);
@@ -458,6 +462,11 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
   }
 
   // ---- batch lookups ------------------------------------------------------------------
+
+  /** Bytes of batches written but not yet committed. */
+  uncommittedBatchBytes(): number {
+    return this.overlayBytes;
+  }
 
   /** Deletes one stored batch (the sweeper's write; it joins the current batch). */
   removeBatch(key: Buffer): void {

@@ -39,6 +39,9 @@ export interface ReceiverDeps {
 
 type ReceiveState = "receiving" | "finished" | "aborted";
 
+/** Staged bytes not yet on disk beyond which acknowledgements wait. */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 export class ReceiveSession {
   private state: ReceiveState = "receiving";
   private header: StreamHeader | undefined;
@@ -48,6 +51,7 @@ export class ReceiveSession {
   private bytes = 0;
   private corruptFrames = 0;
   private installed = false;
+  private ackTimer: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
   private lastFrameAt: number;
   /** The last NACK sent, so that a burst of frames after a gap asks once. */
@@ -148,7 +152,7 @@ export class ReceiveSession {
       return;
     }
     if (seq < this.expected) {
-      this.ack(); // a re-sent frame we already wrote: our ACK may have been lost
+      this.ackWhenWritten(); // a re-sent frame we already wrote: our ACK may have been lost
       return;
     }
     if (seq > this.expected) {
@@ -171,7 +175,23 @@ export class ReceiveSession {
     this.crcOfCrcs = foldCrc(this.crcOfCrcs, crc);
     this.bytes += chunk.length;
     this.d.stats.snapshotBytesReceived += chunk.length;
-    this.ack();
+    this.ackWhenWritten();
+  }
+
+  /**
+   * Acknowledges once the installer's uncommitted writes are below the bound:
+   * the leader's window then waits for our disk, and memory stays bounded.
+   */
+  private ackWhenWritten(): void {
+    if (this.installer.backlogBytes() <= MAX_BACKLOG_BYTES) {
+      this.ack();
+      return;
+    }
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this.state === "receiving") this.ackWhenWritten();
+    }, 5);
   }
 
   private onEnd(frames: number, crcOfCrcs: number, bytes: number): void {

@@ -59,6 +59,12 @@ export interface SnapshotSource {
 export interface SnapshotInstaller {
   /** Stages one chunk (its writes are queued in LMDB); throws on a malformed chunk. */
   write(chunk: Uint8Array): void;
+  /**
+   * Bytes written but not yet committed to disk: the receiver holds its
+   * acknowledgement while this is high, so a slow disk slows the sender
+   * instead of growing memory.
+   */
+  backlogBytes(): number;
   /** Checks the stream is complete and returns the token restore() takes. */
   finish(): Uint8Array;
   /** Gives up: staged data stays invisible (and is reused by a later stream). */

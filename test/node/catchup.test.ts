@@ -356,6 +356,28 @@ describe("snapshot streams", () => {
     expect(worst).toBe(4); // never more, and the window is used
   });
 
+  it("holds its acknowledgements while its installer's writes are not yet on disk (a slow disk slows the sender)", async () => {
+    const { net, leader, follower } = pair(leaderChunks(12));
+    let writtenWhileHeld = -1;
+    net.hook = (from, _to, payload, f) => {
+      // From BEGIN on, the installer reports a backlog of writes not yet on disk.
+      if (from === LEADER && f.kind === CatchUpKind.Begin) {
+        const inst = follower.sm.installers[0];
+        if (inst && writtenWhileHeld < 0) inst.backlog = 64 * 1024 * 1024;
+      }
+      return payload;
+    };
+    leader.catchUp.onSnap(snapFor(FOLLOWER));
+    await new Promise((r) => setTimeout(r, 300));
+    writtenWhileHeld = follower.sm.installers[0]!.written.length;
+    // Nothing past the window was sent while the follower acknowledged nothing.
+    expect(writtenWhileHeld).toBeLessThanOrEqual(4); // the window, then nothing
+    expect(follower.stepped).toHaveLength(0);
+    follower.sm.installers[0]!.backlog = 0;
+    await until("the stream is installed", () => follower.stepped.length === 1, 10_000);
+    expect(follower.sm.installers[0]!.written.length).toBe(12);
+  });
+
   it("refuses an END whose crc of crcs does not match: nothing is installed and both sides end", async () => {
     const { net, leader, follower } = pair();
     net.hook = (from, _to, payload, f) => {

@@ -34,6 +34,13 @@ export class FakeInstaller implements SnapshotInstaller {
     this.written.push(chunk.slice());
   }
 
+  /** Bytes "not yet on disk": a test sets it to hold the follower's acknowledgements. */
+  backlog = 0;
+
+  backlogBytes(): number {
+    return this.backlog;
+  }
+
   finish(): Uint8Array {
     if (this.aborted) throw new Error("installer was aborted");
     this.finished = true;
