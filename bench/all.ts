@@ -1,8 +1,9 @@
 // npm run bench — every issue-8 benchmark, one after the other, each in its own
 // process (so one cannot leave anything running for the next): produce, e2e,
-// consume, peer (NATS JetStream), limits (LMDB and fastify ceilings). Each writes
-// its section of bench/RESULTS.md; then this writes the "Targets" section from
-// their figures. Arguments are passed to every script:
+// consume, peer (NATS JetStream), limits (LMDB and fastify ceilings), metrics
+// cost, and issue 12's snapshot benchmark (snapshots and catch-up under load). Each
+// writes its section of bench/RESULTS.md; then this writes the "Targets" section
+// from their figures. Arguments are passed to every script:
 //
 //   npm run bench                        # the full run (minutes; run it on a quiet machine)
 //   npm run bench -- --quick             # seconds: checks the scripts, no meaningful figures
@@ -17,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { fmtInt, fmtMs, fmtRatio, machine, parseArgs, runMain, say, table } from "./lib.ts";
 import { resultsPath, writeResultsSection } from "./results-file.ts";
 
-const SCRIPTS = ["produce", "e2e", "consume", "peer", "limits", "metrics-cost"];
+const SCRIPTS = ["produce", "e2e", "consume", "peer", "limits", "metrics-cost", "snapshot"];
 const args = parseArgs({ rounds: 3, duration: 8 });
 const only = args.extra.get("only")?.split(",");
 const passThrough = process.argv.slice(2).filter((a, i, all) => a !== "--only" && all[i - 1] !== "--only");
@@ -111,6 +112,71 @@ function targets(f: Figures): string {
   ]);
 }
 
+/** Issue 12's targets, from bench:snapshot's figures (empty when it did not run). */
+function snapshotTargets(f: Figures): string {
+  const s = f.snapshot;
+  if (!s) return "";
+  const n = (x: number | boolean | undefined) => (typeof x === "number" ? x : Number.NaN);
+  const verdict = (ok: boolean | undefined, notMeasured?: string) =>
+    s.defaults !== true
+      ? "n/a (non-default node settings)"
+      : notMeasured
+        ? `not measured: ${notMeasured}`
+        : ok === undefined
+          ? "not measured"
+          : ok
+            ? "**met**"
+            : "**missed**";
+  const restarts = n(s.restartWindows);
+  const noStream =
+    n(s.streamedWindows) === restarts
+      ? undefined
+      : `${restarts - n(s.streamedWindows)} of ${restarts} restart windows streamed no snapshot`;
+  const b = (x: number | boolean | undefined) => (typeof x === "boolean" ? x : undefined);
+  return table(
+    ["target (issue 12)", "measured (this run)", "verdict"],
+    [
+      [
+        "produce p99 while a follower is sent the whole state: baseline's + max(10%, 5 ms)",
+        `${fmtMs(n(s.p99Restart))} vs ${fmtMs(n(s.p99Base))} ms (bench:snapshot)`,
+        verdict(b(s.p99Ok), noStream),
+      ],
+      [
+        "event-loop delay max < 20 ms on every node meanwhile",
+        `${fmtMs(n(s.loopMaxRestart))} ms (bench:snapshot)`,
+        verdict(b(s.loopOk), noStream),
+      ],
+      [
+        "no election meanwhile",
+        s.electionsOk ? "none" : "see bench:snapshot",
+        verdict(b(s.electionsOk), noStream),
+      ],
+      [
+        "RssAnon of every node <= 300 MiB whatever the data",
+        `max ${n(s.rssMaxMiB).toFixed(0)} MiB (bench:snapshot)`,
+        verdict(b(s.rssOk)),
+      ],
+      [
+        "catch-up past compaction: bytes sent within 10% of the missing bytes",
+        s.bytesRatio === undefined
+          ? "no snapshot bytes (bench:snapshot)"
+          : `${n(s.bytesRatio).toFixed(3)} (bench:snapshot)`,
+        s.compacted !== true
+          ? verdict(undefined, "the log still reached the follower")
+          : verdict(s.bytesRatio === undefined ? undefined : Math.abs(n(s.bytesRatio) - 1) <= 0.1),
+      ],
+      [
+        "catch-up past compaction >= 50 MB/s",
+        `${n(s.mbps).toFixed(1)} MB/s (bench:snapshot)`,
+        s.compacted !== true
+          ? verdict(undefined, "the log still reached the follower")
+          : verdict(n(s.mbps) >= 50),
+      ],
+    ],
+    [false, false, false],
+  );
+}
+
 async function main() {
   const started = machine();
   say(
@@ -138,7 +204,8 @@ async function main() {
     rmSync(figuresDir, { recursive: true, force: true });
   }
   const t = targets(figures);
-  say(`\n${t}\n`);
+  const t12 = snapshotTargets(figures);
+  say(`\n${t}\n${t12 ? `\n${t12}\n` : ""}`);
   if (args.write) {
     writeResultsSection(
       "<!-- bench:targets -->",
@@ -152,6 +219,7 @@ async function main() {
         "alternating rounds measured in the same script.",
         failed.length > 0 ? `\nFAILED scripts: ${failed.join(", ")}.\n` : "",
         t,
+        ...(t12 ? ["", t12] : []),
       ].join("\n"),
     );
   }

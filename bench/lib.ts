@@ -115,6 +115,17 @@ export function rssMiB(pid: number | undefined): number {
   }
 }
 
+/** A kB field of /proc/<pid>/status (e.g. "RssAnon", "VmRSS", "VmHWM"), NaN when unknown. */
+export function procStatusKiB(pid: number | undefined, field: string): number {
+  if (!pid) return Number.NaN;
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 // ---- cleanup of everything a benchmark starts, even on failure or Ctrl-C -----------------
 
 const children = new Set<ChildProcess>();
@@ -170,7 +181,28 @@ export interface Raftbus {
   createTopic(name: string, partitions?: number): Promise<void>;
   /** Runtime counters of a node (/internal/status). */
   stats(id: number): Promise<{ batches: number; syncs: number; appliedEntries: number }>;
+  /** A node's /internal/status (Raft status and runtime counters); undefined when it does not answer. */
+  status(id: number): Promise<NodeStatus | undefined>;
+  /** SIGTERM to a node; resolves once it exited (its data dir stays). */
+  stopNode(id: number): Promise<{ code: number | null; ms: number }>;
+  /** Starts a stopped node again (same id, addresses, --peers and data dir, plus `extra` flags) and tracks its process. */
+  startNode(id: number, extra?: string[]): void;
   destroy(): Promise<void>;
+}
+
+/** The part of GET /internal/status the benchmarks read. */
+export interface NodeStatus {
+  id: number;
+  term: number;
+  leader: number;
+  commit: number;
+  applied: number;
+  firstIndex: number;
+  lastIndex: number;
+  elections: number;
+  /** The leader's view of each member's log (empty on other roles). */
+  progress: { id: number; match: number; next: number; state: string }[];
+  runtime: { batches: number; syncs: number; appliedEntries: number } & Record<string, number>;
 }
 
 export async function startRaftbus(extraArgs: string[] = []): Promise<Raftbus> {
@@ -215,6 +247,16 @@ export async function startRaftbus(extraArgs: string[] = []): Promise<Raftbus> {
         "/internal/status",
       );
       return r.body.runtime;
+    },
+    async status(id) {
+      const r = await cluster.tryJson<NodeStatus>(id, "/internal/status");
+      return r?.status === 200 ? r.body : undefined;
+    },
+    stopNode: (id) => cluster.terminate(id),
+    startNode(id, extra = []) {
+      cluster.start(id, extra);
+      const p = cluster.get(id).proc;
+      if (p) trackChild(p);
     },
     async destroy() {
       unregister();
@@ -356,6 +398,136 @@ export async function sequentialProduce(
   return { latencies: Float64Array.from(lat).sort(), errors };
 }
 
+/** Result of an open-loop (paced) produce run. */
+export interface PacedResult {
+  /** Latencies of the 200s in ms, ascending, each from the request's scheduled send time. */
+  latencies: Float64Array;
+  /** Requests scheduled (the offered load). */
+  sent: number;
+  /** Answers other than 200, connection errors, and requests still unanswered 30 s after the end. */
+  errors: number;
+  seconds: number;
+}
+
+/**
+ * Open-loop produce at a fixed offered rate: request i is due at t0 + i/rate
+ * whatever the answers do, over `connections` keep-alive sockets (requests
+ * queue in the agent when all are busy). A request's latency runs from its
+ * scheduled time, so queueing behind a stalled server counts (no coordinated
+ * omission). Runs `seconds`, then on while `extendWhile()` holds (at most
+ * `maxSeconds`). `status()` adds to the progress line printed every second.
+ */
+export async function pacedProduce(o: {
+  url: string;
+  rate: number;
+  seconds: number;
+  connections: number;
+  perRequest: number;
+  label: string;
+  extendWhile?: () => boolean;
+  maxSeconds?: number;
+  status?: () => string;
+}): Promise<PacedResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections });
+  const u = new URL(o.url);
+  const single = o.perRequest === 1;
+  const body = single ? singleBody : batchBody(o.perRequest);
+  const contentType = single ? "application/octet-stream" : "application/json";
+  const lat: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  let inFlight = 0;
+  const t0 = performance.now();
+  const minEnd = t0 + o.seconds * 1000;
+  const maxEnd = t0 + Math.max(o.seconds, o.maxSeconds ?? o.seconds) * 1000;
+  let end = 0;
+  let nextPrint = t0 + 1000;
+  const print = (now: number) =>
+    process.stdout.write(
+      `\r    ${o.label}: ${((now - t0) / 1000).toFixed(0)} s, ${fmtInt(sent)} requests, ${inFlight} in flight, ${errors} errors${o.status ? `, ${o.status()}` : ""}      `,
+    );
+  await new Promise<void>((resolve) => {
+    // A 1 ms timer, not setImmediate: the pacer must not take a core from the nodes.
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.floor(((now - t0) * o.rate) / 1000);
+      for (; sent < due; sent++) {
+        const scheduled = t0 + (sent * 1000) / o.rate;
+        inFlight++;
+        void postStatus(agent, u, body, contentType).then((status) => {
+          inFlight--;
+          if (status === 200) lat.push(performance.now() - scheduled);
+          else errors++;
+        });
+      }
+      if (now >= nextPrint) {
+        nextPrint += 1000;
+        print(now);
+      }
+      const done = now >= maxEnd || (now >= minEnd && !(o.extendWhile?.() ?? false));
+      if (done) {
+        end = now;
+        resolve();
+      } else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const drainEnd = performance.now() + 30_000;
+  while (inFlight > 0 && performance.now() < drainEnd) await sleep(5);
+  errors += inFlight;
+  print(performance.now());
+  process.stdout.write("\n");
+  agent.destroy();
+  return { latencies: Float64Array.from(lat).sort(), sent, errors, seconds: (end - t0) / 1000 };
+}
+
+// ---- Prometheus metrics of a node --------------------------------------------------------
+
+/** Samples of a Prometheus text exposition: `name` or `name{labels}` → value. */
+export type MetricSamples = Map<string, number>;
+
+export function parseMetrics(text: string): MetricSamples {
+  const out: MetricSamples = new Map();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?)\s+(\S+)/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** GET /metrics of a URL, parsed; undefined when it does not answer 200 within `timeoutMs`. */
+export async function scrapeMetrics(url: string, timeoutMs = 5_000): Promise<MetricSamples | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    return res.status === 200 ? parseMetrics(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The sum of a metric family's samples whose labels contain every `labels`
+ * pair (all of them when none are given); undefined when the family has no sample.
+ */
+export function metricValue(
+  samples: MetricSamples | undefined,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  if (!samples) return undefined;
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum: number | undefined;
+  for (const [key, v] of samples) {
+    const brace = key.indexOf("{");
+    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
+    if (want.some((w) => !key.includes(w))) continue;
+    sum = (sum ?? 0) + v;
+  }
+  return sum;
+}
+
 // ---- consume helpers -------------------------------------------------------------------
 
 export interface ReadResult {
@@ -365,21 +537,36 @@ export interface ReadResult {
   errors: number;
 }
 
-/** Produces `n` 100-byte records (bytes) in requests of 1000 records, 8 in flight. */
-export async function populate(rb: Raftbus, topic: string, n: number): Promise<void> {
-  const per = 1000;
+/**
+ * Produces `n` 100-byte records (bytes) in requests of 1000 records, 8 in flight
+ * (or `opts.perRequest` records per request, `opts.concurrency` in flight, to
+ * node `opts.node`: the leader by default). A request answered other than 200
+ * fails it, or is sent again up to `opts.retries` times (100 ms apart, more each time).
+ */
+export async function populate(
+  rb: Raftbus,
+  topic: string,
+  n: number,
+  opts: { perRequest?: number; concurrency?: number; node?: number; retries?: number } = {},
+): Promise<void> {
+  const per = opts.perRequest ?? 1000;
+  const concurrency = opts.concurrency ?? 8;
   const value = Buffer.alloc(RECORD_BYTES, 0).map((_, i) => (i * 31 + 7) & 0xff);
   const body = JSON.stringify({
     records: Array.from({ length: per }, () => ({ valueBase64: Buffer.from(value).toString("base64") })),
   });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const u = new URL(rb.url(rb.leader, `/v1/topics/${topic}/records`));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const u = new URL(rb.url(opts.node ?? rb.leader, `/v1/topics/${topic}/records`));
   let done = 0;
   let next = 0;
   const t0 = performance.now();
   const post = async (count: number) => {
     const b = count === per ? body : JSON.stringify({ records: JSON.parse(body).records.slice(0, count) });
-    const status = await postStatus(agent, u, b, "application/json");
+    let status = await postStatus(agent, u, b, "application/json");
+    for (let i = 1; status !== 200 && i <= (opts.retries ?? 0); i++) {
+      await sleep(100 * i);
+      status = await postStatus(agent, u, b, "application/json");
+    }
     if (status !== 200) throw new Error(`populate: HTTP ${status || "connection error"}`);
   };
   const worker = async () => {
@@ -392,7 +579,7 @@ export async function populate(rb: Raftbus, topic: string, n: number): Promise<v
         process.stdout.write(`\r    populating: ${fmtInt(done)}/${fmtInt(n)} records      `);
     }
   };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  await Promise.all(Array.from({ length: concurrency }, worker));
   agent.destroy();
   process.stdout.write(
     `\r    populated ${fmtInt(n)} records in ${((performance.now() - t0) / 1000).toFixed(1)} s      \n`,
