@@ -29,6 +29,7 @@ import type { Database } from "lmdb";
 import { Packr } from "msgpackr";
 import type { SnapshotInstaller, SnapshotSource } from "../node/state-machine.ts";
 import { batchHeader, verifyBatch } from "./batch.ts";
+import { faultArmed, faultPoint } from "./fault-points.ts";
 import {
   addStateEntry,
   type BrokerState,
@@ -208,6 +209,7 @@ export class StagingInstaller implements SnapshotInstaller {
   private stateEntries = 0;
   private batches = 0;
   private batchBytes = 0;
+  private batchChunks = 0;
   /** Per partKey: where this stream's next batch must start. */
   private readonly nextBase = new Map<string, number>();
   private ended = false;
@@ -257,6 +259,7 @@ export class StagingInstaller implements SnapshotInstaller {
       addStateEntry(this.staged, k, v, this.idem);
     }
     if (o !== buf.length) throw new Error("snapshot install: trailing bytes in a state chunk");
+    if (faultArmed("install-state")) void this.state.env.flushed.then(() => faultPoint("install-state"));
   }
 
   private writeBatches(buf: Buffer): void {
@@ -296,6 +299,9 @@ export class StagingInstaller implements SnapshotInstaller {
         : { from: first, to: last };
     this.state.markStaged(topicId, partition, mark);
     this.nextBase.set(pk, last);
+    if (++this.batchChunks === 3 && faultArmed("install-batches")) {
+      void this.state.env.flushed.then(() => faultPoint("install-batches"));
+    }
     this.batches += batches.length;
     for (const b of batches) this.batchBytes += b.value.length;
   }
@@ -321,6 +327,7 @@ export class StagingInstaller implements SnapshotInstaller {
   finish(): Uint8Array {
     if (!this.ended) throw new Error("snapshot install: finish before the end of the stream");
     if (this.done) throw new Error("snapshot install: finished twice");
+    faultPoint("install-before-commit");
     this.done = true;
     finishState(this.staged, this.idem);
     return this.onFinish(this.staged);

@@ -42,6 +42,7 @@ import {
   verifyBatch,
 } from "./batch.ts";
 import { type Command, decodeCommand, type ProduceCommand } from "./commands.ts";
+import { faultArmed, faultPoint } from "./fault-points.ts";
 import { BatchSnapshotSource, type StagedState, StagingInstaller } from "./snapshot-stream.ts";
 import {
   type BrokerErrorCode,
@@ -806,7 +807,9 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     this.stageMarks.clear();
     this.gen = next;
     this.load(state);
-    this.watch(this.stateDb.put("applied", index));
+    const committed = this.stateDb.put("applied", index);
+    this.watch(committed);
+    if (faultArmed("install-after-commit")) void committed.then(() => faultPoint("install-after-commit"));
     for (const name of oldTopics.keys()) if (!this.topics.has(name)) this.emit("deleted", name);
     for (const t of this.topics.values()) {
       for (let p = 0; p < t.partitions; p++) {

@@ -16,6 +16,7 @@
 // compaction while snapshots are in flight.
 
 import { batchKey, parseBatchKey } from "./batch.ts";
+import { faultArmed, faultPoint } from "./fault-points.ts";
 import type { BrokerState } from "./state.ts";
 
 export interface SweeperOptions {
@@ -128,6 +129,7 @@ export class Sweeper {
       this.cursor = next;
     }
     this.stats.keysRemoved += removed;
+    if (removed > 0 && faultArmed("sweep")) void this.state.env.flushed.then(() => faultPoint("sweep"));
     return removed;
   }
 }

@@ -87,7 +87,8 @@ export class ProcCluster {
     return n;
   }
 
-  start(id: number, extra: string[] = []): void {
+  /** Starts a node; `env` adds variables for this start only. */
+  start(id: number, extra: string[] = [], env: Record<string, string> = {}): void {
     const n = this.get(id);
     if (n.proc && n.proc.exitCode === null && n.proc.signalCode === null)
       throw new Error(`node ${id} already running`);
@@ -100,7 +101,7 @@ export class ProcCluster {
     args.push("--tick-ms", "20", "--log-level", "warn", ...(this.opts.extraArgs ?? []), ...extra);
     const proc = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.opts.env },
+      env: { ...process.env, ...this.opts.env, ...env },
     });
     const keep = (b: Buffer) => {
       n.log.push(b.toString());
