@@ -4,7 +4,9 @@
 // address book): the state machine's data is durable in LMDB as it is applied,
 // so taking one is O(1) and needs no flush (its write joins the same LMDB
 // batch as the applies it describes, after them). One is taken every
-// `snapshotEntries` applied entries.
+// `snapshotEntries` applied entries, and whenever the byte margin would let
+// compaction go past the last one (with large batched entries the log passes
+// its byte margin long before it has that many entries).
 //
 // The log is compacted to the largest index C with
 //   C <= the snapshot's index          (term(C) and the snapshot stay answerable)
@@ -82,8 +84,23 @@ export class SnapshotPolicy {
   /** At a drain boundary: every Ready so far applied; nothing applies until this returns. */
   atBoundary(): void {
     const applied = this.d.appliedIndex();
-    if (applied - this.snapshotIndex >= this.o.snapshotEntries) this.takeSnapshot(applied);
+    if (
+      applied - this.snapshotIndex >= this.o.snapshotEntries ||
+      (this.o.marginBytes > 0 && this.compactionPoint(applied, Number.POSITIVE_INFINITY) > this.snapshotIndex)
+    ) {
+      this.takeSnapshot(applied);
+    }
     this.compactSlice(applied);
+  }
+
+  /** Where the margins and streams in flight let compaction go, below `snapshotIndex`. */
+  private compactionPoint(applied: number, snapshotIndex: number): number {
+    return Math.min(
+      snapshotIndex,
+      applied - this.o.marginEntries,
+      this.appended.lastIndexWithBytesAfter(this.o.marginBytes),
+      this.d.compactionFloor(),
+    );
   }
 
   private takeSnapshot(applied: number): void {
@@ -98,12 +115,7 @@ export class SnapshotPolicy {
 
   private compactSlice(applied: number): void {
     const { storage } = this.d;
-    const target = Math.min(
-      this.snapshotIndex,
-      applied - this.o.marginEntries,
-      this.appended.lastIndexWithBytesAfter(this.o.marginBytes),
-      this.d.compactionFloor(),
-    );
+    const target = this.compactionPoint(applied, this.snapshotIndex);
     this.compactTarget = target;
     const first = storage.firstIndex();
     if (target < first) return;

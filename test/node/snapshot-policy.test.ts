@@ -120,6 +120,23 @@ describe("snapshot policy", () => {
     expect(after).toBeLessThan(margin + 1024 * 1024 + 2 * entryBytes);
   });
 
+  it("takes a snapshot when the byte margin lets compaction pass the last one, however few the entries", () => {
+    // Large batched entries: 100 entries of 1 MiB pass a 16 MiB margin long before 100 000 entries.
+    const entryBytes = 1024 * 1024;
+    const { storage, state, stats, policy, append } = setup({
+      snapshotEntries: 100_000,
+      marginBytes: 16 * 1024 * 1024,
+    });
+    append(entries(1, 100, entryBytes));
+    state.applied = 100;
+    boundariesUntilIdle(policy);
+    expect(stats.snapshotsTaken).toBe(1);
+    expect(storage.snapshot().metadata.index).toBe(100);
+    const kept = (100 - (storage.firstIndex() - 1)) * entryBytes;
+    expect(kept).toBeGreaterThanOrEqual(16 * 1024 * 1024);
+    expect(storage.firstIndex()).toBeGreaterThan(70);
+  });
+
   it("counts only the bytes appended since it started: history before a restart is unknown", () => {
     const margin = 2 * 1024 * 1024;
     const { storage, state, policy, append } = setup({ snapshotEntries: 10, marginBytes: margin }, 1_000);
