@@ -25,6 +25,9 @@ const FAMILIES = [
   "raftbus_consumer_group_lag",
   "raftbus_consumer_group_lag_seconds",
   "raftbus_build_info",
+  "raftbus_snapshots_sent_total",
+  "raftbus_snapshot_bytes_sent_total",
+  "raftbus_snapshots_installed_total",
 ];
 
 /** The value of one sample line (`name{labels} value`), or undefined. */
