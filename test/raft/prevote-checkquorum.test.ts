@@ -1,6 +1,6 @@
 // Behaviour tests B14–B19: PreVote, CheckQuorum and leader stickiness (Raft
 // thesis §9.6 and §6.2; paper §5.2 and §6). Bracketed names are the etcd raft
-// tests a behaviour is drawn from (see /work/shared/RAFT-BEHAVIOURS.md).
+// tests a behaviour is drawn from (see docs/raft-behaviours.md).
 
 import { describe, expect, it } from "vitest";
 import { MemoryStorage, MessageType, NONE, Role } from "../../src/raft/index.ts";

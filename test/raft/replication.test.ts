@@ -1,6 +1,6 @@
 // Behaviour tests B20–B27: log replication and the Log Matching property (Raft
 // paper §5.3, §5.4). Bracketed names are the etcd raft tests a behaviour is
-// drawn from (see /work/shared/RAFT-BEHAVIOURS.md).
+// drawn from (see docs/raft-behaviours.md).
 
 import { describe, expect, it } from "vitest";
 import {

@@ -1,6 +1,6 @@
 // Behaviour tests B1–B13: terms and roles, and elections. Section numbers are
 // the Raft paper's (Ongaro & Ousterhout, 2014); bracketed names are the etcd
-// raft tests a behaviour is drawn from (see /work/shared/RAFT-BEHAVIOURS.md).
+// raft tests a behaviour is drawn from (see docs/raft-behaviours.md).
 
 import { describe, expect, it } from "vitest";
 import {
