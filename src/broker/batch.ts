@@ -41,7 +41,6 @@ const ATTR_JSON = 1;
 const ATTR_KEY = 2;
 const ATTR_VALUE = 4;
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export class BatchError extends Error {
@@ -81,73 +80,62 @@ export function parseBatchKey(k: Uint8Array): BatchKey {
 // ---- records (the payload) --------------------------------------------------------
 
 /** Encoded size of one record in a batch payload. */
-export function recordSize(key: Uint8Array | null, value: Uint8Array | null, headers: HeaderBytes[]): number {
-  let n = RECORD_FIXED_BYTES + (key?.length ?? 0) + (value?.length ?? 0);
-  for (const h of headers) n += 8 + h.name.length + (h.value?.length ?? 0);
+export function recordSize(r: RecordIn): number {
+  let n = RECORD_FIXED_BYTES + r.value.length;
+  if (r.key !== null) n += Buffer.byteLength(r.key);
+  for (const name in r.headers) n += 8 + Buffer.byteLength(name) + Buffer.byteLength(r.headers[name]!);
   return n;
 }
 
-export interface HeaderBytes {
-  name: Uint8Array;
-  value: Uint8Array | null;
+/** Bytes of a payload holding `records`. */
+export function payloadSize(records: readonly RecordIn[]): number {
+  let n = 0;
+  for (const r of records) n += recordSize(r);
+  return n;
 }
 
-/** A record ready to encode: key and header strings already turned into bytes. */
-export interface RecordBytes {
-  key: Uint8Array | null;
-  value: Uint8Array | null;
-  json: boolean;
-  headers: HeaderBytes[];
-  timestampDelta: number;
-}
-
-const EMPTY_HEADERS: HeaderBytes[] = [];
-
-/** The bytes of a record as it arrives over HTTP. */
-export function recordBytes(r: RecordIn): RecordBytes {
-  let headers = EMPTY_HEADERS;
-  for (const name in r.headers) {
-    if (headers === EMPTY_HEADERS) headers = [];
-    headers.push({ name: enc.encode(name), value: enc.encode(r.headers[name]!) });
-  }
-  return {
-    key: r.key === null ? null : enc.encode(r.key),
-    value: r.value,
-    json: r.json,
-    headers,
-    timestampDelta: 0,
-  };
-}
-
-/** Writes records into a new payload (the part of a batch after its header). */
-export function encodePayload(records: RecordBytes[]): Uint8Array {
-  let size = 0;
-  for (const r of records) size += recordSize(r.key, r.value, r.headers);
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
+/**
+ * Writes records, as they arrive over HTTP (string keys and header values are
+ * their UTF-8 bytes; timestamp delta 0), straight into `out` at `o`: no
+ * intermediate buffer per record. Returns the offset after them.
+ */
+export function writePayload(out: Buffer, o: number, records: readonly RecordIn[]): number {
   for (const r of records) {
-    const len = recordSize(r.key, r.value, r.headers);
-    o = out.writeUInt32BE(len - 4, o);
-    o = out.writeInt32BE(r.timestampDelta, o);
-    out[o++] = (r.json ? ATTR_JSON : 0) | (r.key ? ATTR_KEY : 0) | (r.value ? ATTR_VALUE : 0);
-    o = writeBytes(out, o, r.key);
-    o = writeBytes(out, o, r.value);
-    o = out.writeUInt32BE(r.headers.length, o);
-    for (const h of r.headers) {
-      o = writeBytes(out, o, h.name);
-      if (h.value === null) o = out.writeInt32BE(-1, o);
-      else o = writeBytes(out, o, h.value);
+    const lenAt = o;
+    o += 4;
+    o = out.writeInt32BE(0, o);
+    out[o++] = (r.json ? ATTR_JSON : 0) | (r.key !== null ? ATTR_KEY : 0) | ATTR_VALUE;
+    o = writeString(out, o, r.key ?? "");
+    o = out.writeUInt32BE(r.value.length, o);
+    out.set(r.value, o);
+    o += r.value.length;
+    const countAt = o;
+    o += 4;
+    let headers = 0;
+    for (const name in r.headers) {
+      o = writeString(out, o, name);
+      o = writeString(out, o, r.headers[name]!);
+      headers++;
     }
+    out.writeUInt32BE(headers, countAt);
+    out.writeUInt32BE(o - lenAt - 4, lenAt);
   }
-  if (o !== size) throw new BatchError(`payload size ${o} != ${size}`);
+  return o;
+}
+
+/** A new payload holding `records` (tests; produce writes into its command directly). */
+export function encodePayload(records: readonly RecordIn[]): Buffer {
+  const out = Buffer.allocUnsafe(payloadSize(records));
+  const end = writePayload(out, 0, records);
+  if (end !== out.length) throw new BatchError(`payload size ${end} != ${out.length}`);
   return out;
 }
 
-function writeBytes(out: Buffer, o: number, b: Uint8Array | null): number {
-  const n = b?.length ?? 0;
-  o = out.writeUInt32BE(n, o);
-  if (b && n > 0) out.set(b, o);
-  return o + n;
+/** [u32 byte length][UTF-8]: a key, a header name or a header value. */
+function writeString(out: Buffer, o: number, v: string): number {
+  const n = out.write(v, o + 4, "utf8");
+  out.writeUInt32BE(n, o);
+  return o + 4 + n;
 }
 
 /**

@@ -4,8 +4,7 @@
 
 import { EventEmitter } from "node:events";
 import type { Runtime } from "../node/runtime.ts";
-import { encodePayload, type RecordBytes, recordBytes } from "./batch.ts";
-import { encodeRequest, type ProduceSection, prepareCommand, type Request } from "./commands.ts";
+import { encodeRequest, prepareCommand, type Request } from "./commands.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ApplyResult, BrokerState } from "./state.ts";
 import { Sweeper } from "./sweeper.ts";
@@ -151,7 +150,7 @@ export class Broker extends EventEmitter {
     // a retry through any node groups the records the same way.
     let keylessPartition = -1;
     const bySection = new Map<number, number>();
-    const sections: { partition: number; records: RecordBytes[] }[] = [];
+    const sections: { partition: number; records: RecordIn[] }[] = [];
     const where = new Array<number>(records.length);
     records.forEach((r, i) => {
       let p: number;
@@ -177,14 +176,10 @@ export class Broker extends EventEmitter {
         sections.push({ partition: p, records: [] });
       }
       where[i] = s;
-      sections[s]!.records.push(recordBytes(r));
+      sections[s]!.records.push(r);
     });
-    const wire: ProduceSection[] = sections.map((s) => ({
-      partition: s.partition,
-      count: s.records.length,
-      payload: encodePayload(s.records),
-    }));
-    const req: Request = { t: "produce", topic, topicId: this.state.topicId(topic) ?? 0, sections: wire };
+    // Each partition's records are encoded once, straight into the request.
+    const req: Request = { t: "produce", topic, topicId: this.state.topicId(topic) ?? 0, sections };
     if (opts.idempotencyKey !== undefined) req.idem = { key: opts.idempotencyKey, hash: opts.bodyHash ?? "" };
     const placed = (await this.submit(req, opts.timeoutMs)) as SectionPosition[];
     if (placed.length !== sections.length || placed.some((p, i) => p.partition !== sections[i]!.partition)) {

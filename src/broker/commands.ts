@@ -6,7 +6,8 @@
 // command is a no-op with an error result, never a crash.
 
 import { Packr } from "msgpackr";
-import type { TopicConfig } from "./types.ts";
+import { payloadSize, writePayload } from "./batch.ts";
+import type { RecordIn, TopicConfig } from "./types.ts";
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
@@ -44,8 +45,16 @@ export type Command =
       ts: number;
     };
 
+/**
+ * A produce request as the node that took it builds it: each partition's
+ * records, encoded straight into the request (or a payload already encoded).
+ */
+export interface ProduceRequest extends Omit<ProduceCommand, "ts" | "sections"> {
+  sections: ({ partition: number; records: readonly RecordIn[] } | ProduceSection)[];
+}
+
 /** A request is a command before the leader stamps it. */
-export type Request = DistributiveOmit<Command, "ts">;
+export type Request = DistributiveOmit<Exclude<Command, ProduceCommand>, "ts"> | ProduceRequest;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** First byte of a binary produce request (msgpack maps start with 0x80-0x8f or 0xde/0xdf). */
@@ -64,7 +73,7 @@ const utf8d = new TextDecoder();
  * ([u16 len][key][u16 len][hash])? [u16 sections] then per section
  * [u32 partition][u32 count][u32 payload length][payload].
  */
-function encodeProduce(r: Omit<ProduceCommand, "ts">): Uint8Array {
+function encodeProduce(r: ProduceRequest): Uint8Array {
   const topic = utf8.encode(r.topic);
   const key = r.idem ? utf8.encode(r.idem.key) : undefined;
   const hash = r.idem ? utf8.encode(r.idem.hash) : undefined;
@@ -74,7 +83,8 @@ function encodeProduce(r: Omit<ProduceCommand, "ts">): Uint8Array {
   if (r.sections.length > 0xffff) throw new Error("produce request: too many partitions");
   let size = 1 + 1 + 4 + 2 + topic.length + 2;
   if (key && hash) size += 4 + key.length + hash.length;
-  for (const s of r.sections) size += 12 + s.payload.length;
+  const sizes = r.sections.map((s) => ("records" in s ? payloadSize(s.records) : s.payload.length));
+  for (const n of sizes) size += 12 + n;
   const out = Buffer.allocUnsafe(size);
   let o = 0;
   out[o++] = PRODUCE_TAG;
@@ -92,13 +102,17 @@ function encodeProduce(r: Omit<ProduceCommand, "ts">): Uint8Array {
     o += hash.length;
   }
   o = out.writeUInt16BE(r.sections.length, o);
-  for (const s of r.sections) {
+  r.sections.forEach((s, i) => {
     o = out.writeUInt32BE(s.partition, o);
-    o = out.writeUInt32BE(s.count, o);
-    o = out.writeUInt32BE(s.payload.length, o);
-    out.set(s.payload, o);
-    o += s.payload.length;
-  }
+    o = out.writeUInt32BE("records" in s ? s.records.length : s.count, o);
+    o = out.writeUInt32BE(sizes[i]!, o);
+    if ("records" in s) o = writePayload(out, o, s.records);
+    else {
+      out.set(s.payload, o);
+      o += s.payload.length;
+    }
+  });
+  if (o !== size) throw new Error(`produce request: ${o} bytes written, ${size} expected`);
   return out;
 }
 

@@ -33,6 +33,7 @@ import { faultArmed, faultPoint } from "./fault-points.ts";
 import {
   addStateEntry,
   type BrokerState,
+  emptyState,
   finishState,
   type HaveMap,
   type IdemEntry,
@@ -197,14 +198,7 @@ export class BatchSnapshotSource implements SnapshotSource {
 }
 
 export class StagingInstaller implements SnapshotInstaller {
-  private readonly staged: StagedState = {
-    applied: 0,
-    nextTopicId: 1,
-    topics: new Map(),
-    parts: new Map(),
-    groups: new Map(),
-    idem: new Map(),
-  };
+  private readonly staged: StagedState = emptyState();
   private readonly idem: [string, IdemEntry][] = [];
   private stateEntries = 0;
   private batches = 0;

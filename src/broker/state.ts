@@ -824,7 +824,7 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
 
 // ---- helpers -------------------------------------------------------------------------
 
-function emptyState(): StagedState {
+export function emptyState(): StagedState {
   return {
     applied: 0,
     nextTopicId: 1,

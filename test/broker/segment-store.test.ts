@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, type RootDatabase } from "lmdb";
 import { afterAll, describe, expect, it } from "vitest";
-import { encodePayload, recordBytes, verifyBatch } from "../../src/broker/batch.ts";
+import { encodePayload, verifyBatch } from "../../src/broker/batch.ts";
 import { encodeRequest, prepareCommand, type Request } from "../../src/broker/commands.ts";
 import { type ApplyResult, BrokerState } from "../../src/broker/state.ts";
 import { Sweeper } from "../../src/broker/sweeper.ts";
@@ -61,9 +61,7 @@ function produceReq(topic: string, partition: number, values: string[], topicId 
     t: "produce",
     topic,
     topicId,
-    sections: [
-      { partition, count: values.length, payload: encodePayload(values.map((v) => recordBytes(rec(v)))) },
-    ],
+    sections: [{ partition, records: values.map((v) => rec(v)) }],
   };
 }
 
@@ -107,8 +105,8 @@ describe("batches: one value per produce request and partition", () => {
       topic: "t",
       topicId: 0,
       sections: [
-        { partition: 0, count: 3, payload: encodePayload(["a", "b", "c"].map((v) => recordBytes(rec(v)))) },
-        { partition: 1, count: 1, payload: encodePayload([recordBytes(rec("z", { key: "k" }))]) },
+        { partition: 0, records: ["a", "b", "c"].map((v) => rec(v)) },
+        { partition: 1, records: [rec("z", { key: "k", headers: { h: "v", "h-2": "é" } })] },
       ],
     });
     expect(res.ok).toBe(true);
@@ -120,7 +118,7 @@ describe("batches: one value per produce request and partition", () => {
     expect(state.read("t", 0, 0, 10).map((r) => text(r.value))).toEqual(["a", "b", "c"]);
     await settle(state);
     expect(state.read("t", 0, 0, 10).map((r) => text(r.value))).toEqual(["a", "b", "c"]);
-    expect(state.read("t", 1, 0, 10)[0]?.key).toBe("k");
+    expect(state.read("t", 1, 0, 10)[0]).toMatchObject({ key: "k", headers: { h: "v", "h-2": "é" } });
     expect([...state.batches.getKeys()].length).toBe(2);
     for (const { key, value } of state.batches.getRange()) {
       expect(verifyBatch(value, (key as Buffer).readUInt32BE(12))).toBeUndefined();
@@ -131,7 +129,7 @@ describe("batches: one value per produce request and partition", () => {
     const { state } = newState();
     const log = new Log();
     create(state, log, "t", 1);
-    const good = encodePayload([recordBytes(rec("a"))]);
+    const good = encodePayload([rec("a")]);
     const bad = apply(state, log, {
       t: "produce",
       topic: "t",
