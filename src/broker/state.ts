@@ -401,8 +401,12 @@ export class BrokerState extends EventEmitter<BrokerEvents> implements StateMach
     this.batches.put(batchKey(topicId, partition, base), value).then(
       () => {
         this.overlayBytes -= value.length;
-        const at = list.indexOf(entry);
-        if (at >= 0) list.splice(at, 1);
+        // Writes commit in order, so this is almost always the oldest entry.
+        if (list[0] === entry) list.shift();
+        else {
+          const at = list.indexOf(entry);
+          if (at >= 0) list.splice(at, 1);
+        }
         if (list.length === 0 && this.overlay.get(pk) === list) this.overlay.delete(pk);
       },
       (e: unknown) => this.writeError(e),

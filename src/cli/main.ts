@@ -56,6 +56,12 @@ program
         "(RAFTBUS_COMPACTION_MARGIN_BYTES, default 268435456 = 256 MiB)",
     ),
   )
+  .addOption(
+    new Option(
+      "--snapshot-rate-mib <n>",
+      "snapshot streams to lagging followers send at most n MiB/s, 0 for no cap (RAFTBUS_SNAPSHOT_RATE_MIB, default 64)",
+    ),
+  )
   .addOption(new Option("--log-level <level>", "pino log level (RAFTBUS_LOG_LEVEL, default info)"))
   .addOption(new Option("--metrics <on|off>", "serve /metrics and count (RAFTBUS_METRICS, default on)"))
   .action(async (flags: Record<string, string | boolean | undefined>) => {

@@ -20,6 +20,8 @@ export interface NodeOptions {
   snapshotEntries: number;
   /** Raft log bytes kept behind the compaction point (default 256 MiB). */
   compactionMarginBytes?: number;
+  /** Snapshot stream rate cap in MiB/s (0: none). */
+  snapshotRateMib?: number;
   logLevel: string;
   /** Serve GET /metrics and count on the hot path (default on; off only to measure their cost). */
   metrics?: boolean;
@@ -75,6 +77,7 @@ export const NODE_FLAGS = [
   "electionTicks",
   "snapshotEntries",
   "compactionMarginBytes",
+  "snapshotRateMib",
   "logLevel",
   "metrics",
 ] as const;
@@ -147,6 +150,7 @@ export function resolveNodeOptions(raw: Raw): NodeOptions {
       0,
       DEFAULT_COMPACTION_MARGIN_BYTES,
     ),
+    snapshotRateMib: int(get("snapshotRateMib"), "--snapshot-rate-mib", 0, 64),
     logLevel: get("logLevel") ?? "info",
     metrics: onOff(get("metrics"), "--metrics", true),
   };

@@ -67,6 +67,9 @@ export async function startServer(o: NodeOptions, log?: PinoLogger): Promise<Ser
     tickMs: o.tickMs,
     snapshotEntries: o.snapshotEntries,
     ...(o.compactionMarginBytes !== undefined ? { compactionMarginBytes: o.compactionMarginBytes } : {}),
+    ...(o.snapshotRateMib !== undefined
+      ? { catchUp: { maxBytesPerSecond: o.snapshotRateMib * 1024 * 1024 } }
+      : {}),
     raft: { electionTick: o.electionTicks, heartbeatTick: Math.max(1, Math.floor(o.electionTicks / 5)) },
   });
   const broker = new Broker(runtime, state);

@@ -24,6 +24,12 @@ export interface StreamLimits {
   progressTimeoutMs: number;
   /** No progress for this long: abort the session. */
   abortTimeoutMs: number;
+  /**
+   * Stream bytes sent per second at most (0: no cap). A stream at full speed
+   * takes the CPU and disk that produce requests need, on both nodes; the cap
+   * keeps a catch-up from being felt by clients.
+   */
+  maxBytesPerSecond: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: StreamLimits = {
@@ -31,6 +37,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   windowFrames: 4,
   progressTimeoutMs: 2_000,
   abortTimeoutMs: 10_000,
+  maxBytesPerSecond: 64 * 1024 * 1024,
 };
 
 /** A source's "about maxBytes" chunk larger than this many times chunkBytes is a bug. */
@@ -87,6 +94,8 @@ export class SendSession {
   private streamBytes = 0;
   private resentFrames = 0;
   private pumpScheduled = false;
+  /** When the rate cap lets the next DATA frame go (d.now() time). */
+  private nextSendAt = 0;
   private readonly startedAt: number;
   private lastProgressAt: number;
   private lastResendAt = 0;
@@ -224,10 +233,13 @@ export class SendSession {
     if (this.state !== "streaming" || this.endFrame || this.pumpScheduled) return;
     if (this.unacked.length >= this.limits.windowFrames) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.pumpScheduled = false;
       this.produceOne();
-    });
+    };
+    const waitMs = this.nextSendAt - this.d.now();
+    if (waitMs > 1) setTimeout(run, waitMs).unref();
+    else setImmediate(run);
   }
 
   private produceOne(): void {
@@ -267,6 +279,8 @@ export class SendSession {
     assert(this.unacked.length <= this.limits.windowFrames, "the send window holds");
     this.d.stats.snapshotBytesSent += chunk.length;
     this.d.send(frame);
+    const rate = this.limits.maxBytesPerSecond;
+    if (rate > 0) this.nextSendAt = Math.max(this.nextSendAt, this.d.now()) + (chunk.length * 1000) / rate;
     this.pump();
   }
 

@@ -132,7 +132,14 @@ afterEach(() => {
   for (const n of nodes.splice(0)) n.catchUp.stop();
 });
 
-function addNode(net: Net, id: number, role: Role, leader: number, sm: FakeStateMachine): TestNode {
+function addNode(
+  net: Net,
+  id: number,
+  role: Role,
+  leader: number,
+  sm: FakeStateMachine,
+  options = OPTIONS,
+): TestNode {
   const n = {
     id,
     role,
@@ -179,16 +186,16 @@ function addNode(net: Net, id: number, role: Role, leader: number, sm: FakeState
     },
     members: () => MEMBERS,
   };
-  n.catchUp = new CatchUp(deps, OPTIONS);
+  n.catchUp = new CatchUp(deps, options);
   net.nodes.set(id, n);
   nodes.push(n);
   return n;
 }
 
 /** A leader (node 1) holding `chunks` at APPLIED and a follower (node 2) holding `held` of them. */
-function pair(chunks = leaderChunks(), held = 0) {
+function pair(chunks = leaderChunks(), held = 0, options = OPTIONS) {
   const net = new Net();
-  const leader = addNode(net, LEADER, Role.Leader, LEADER, new FakeStateMachine(chunks, APPLIED));
+  const leader = addNode(net, LEADER, Role.Leader, LEADER, new FakeStateMachine(chunks, APPLIED), options);
   const follower = addNode(
     net,
     FOLLOWER,
@@ -376,6 +383,31 @@ describe("snapshot streams", () => {
     follower.sm.installers[0]!.backlog = 0;
     await until("the stream is installed", () => follower.stepped.length === 1, 10_000);
     expect(follower.sm.installers[0]!.written.length).toBe(12);
+  });
+
+  it("sends no faster than its rate cap", async () => {
+    const rate = 8 * 1024 * 1024; // 16 chunks of 256 KiB: 4 MiB, about half a second
+    const { net, leader, follower, chunks } = pair(leaderChunks(16), 0, {
+      ...OPTIONS,
+      maxBytesPerSecond: rate,
+    });
+    let t0 = 0;
+    let sent = 0;
+    let worstAhead = 0;
+    net.onSend = (x) => {
+      if (x.from !== LEADER || x.f.kind !== CatchUpKind.Data) return;
+      if (sent === 0) t0 = performance.now();
+      // One chunk of burst, and the pacing's 1 ms of slack (it does not sleep for less).
+      const allowed = ((performance.now() - t0 + 2) / 1000) * rate + x.f.chunk.length;
+      sent += x.f.chunk.length;
+      worstAhead = Math.max(worstAhead, sent - allowed);
+    };
+    leader.catchUp.onSnap(snapFor(FOLLOWER));
+    await until("the stream is installed", () => follower.stepped.length === 1, 10_000);
+    const total = chunks.reduce((a, c) => a + c.length, 0);
+    expect(sent).toBe(total);
+    expect(worstAhead).toBeLessThanOrEqual(0);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(((total - chunks[0]!.length) / rate) * 1000 - 20);
   });
 
   it("refuses an END whose crc of crcs does not match: nothing is installed and both sides end", async () => {
