@@ -290,7 +290,7 @@ export class Broker extends EventEmitter {
    * far past its retention gets there over a few checks.
    */
   enforceRetention(now = Date.now()): void {
-    if (this.runtime.leader !== this.runtime.id) return;
+    if (!this.runtime.isLeader()) return;
     for (const t of this.state.retentionTargets()) {
       for (let p = 0; p < t.partitions; p++) {
         const key = `${t.topic}/${p}`;

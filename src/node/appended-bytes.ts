@@ -3,9 +3,10 @@
 // the compaction point (so that a follower restarted within minutes catches up
 // from the log, not by a snapshot stream), and LMDB does not tell entry sizes
 // cheaply. Appends are counted in memory, with a checkpoint (index, cumulative
-// bytes) about every `intervalBytes`; entries appended before this process
-// started count as nothing (the history before a restart is unknown), so a
-// restarted node compacts only once a margin has been appended since.
+// bytes) about every `intervalBytes`. The checkpoints are saved with the
+// snapshots the policy takes (save/restore), so a restarted node knows the log
+// it finds; entries appended after the last save count as nothing (an
+// undercount: compaction only waits longer).
 //
 // Bound: at most MAX_CHECKPOINTS checkpoints; past it every other one is
 // dropped and the interval doubles, so the list covers the whole log at a
@@ -33,6 +34,70 @@ export class AppendedBytes {
     this.intervalBytes = intervalBytes;
     this.lastNoted = baseIndex;
     this.reset(baseIndex);
+  }
+
+  /** The checkpoints as bytes, for restore() after a restart. */
+  save(): Uint8Array {
+    return new TextEncoder().encode(
+      JSON.stringify({
+        v: 1,
+        intervalBytes: this.intervalBytes,
+        total: this.total,
+        lastNoted: this.lastNoted,
+        indexes: this.indexes,
+        cumulative: this.cumulative,
+      }),
+    );
+  }
+
+  /**
+   * The counter a previous process saved, continued for a log whose last
+   * index is now `lastIndex`; a fresh one (nothing known before lastIndex) when
+   * there is none or it does not fit the log.
+   */
+  static restore(saved: Uint8Array | undefined, lastIndex: number): AppendedBytes {
+    const fresh = new AppendedBytes(lastIndex);
+    if (!saved) return fresh;
+    let o: {
+      v?: unknown;
+      intervalBytes?: unknown;
+      total?: unknown;
+      lastNoted?: unknown;
+      indexes?: unknown;
+      cumulative?: unknown;
+    };
+    try {
+      o = JSON.parse(new TextDecoder().decode(saved));
+    } catch {
+      return fresh;
+    }
+    const nums = (a: unknown): a is number[] => Array.isArray(a) && a.every((x) => Number.isSafeInteger(x));
+    if (
+      o.v !== 1 ||
+      !nums(o.indexes) ||
+      !nums(o.cumulative) ||
+      o.indexes.length === 0 ||
+      o.indexes.length !== o.cumulative.length ||
+      o.indexes.length > MAX_CHECKPOINTS ||
+      typeof o.total !== "number" ||
+      typeof o.lastNoted !== "number" ||
+      typeof o.intervalBytes !== "number" ||
+      o.lastNoted > lastIndex // the log was replaced since (a snapshot installed)
+    ) {
+      return fresh;
+    }
+    const a = new AppendedBytes(o.lastNoted, o.intervalBytes);
+    a.indexes.splice(0, a.indexes.length, ...o.indexes);
+    a.cumulative.splice(0, a.cumulative.length, ...o.cumulative);
+    a.total = o.total;
+    // Entries written after the save: their sizes are unknown, counted as 0.
+    if (lastIndex > a.lastNoted) {
+      a.indexes.push(lastIndex);
+      a.cumulative.push(a.total);
+      a.lastNoted = lastIndex;
+      if (a.indexes.length > MAX_CHECKPOINTS) a.thin();
+    }
+    return a;
   }
 
   get checkpoints(): number {

@@ -7,6 +7,7 @@
 // hands the installer's token to `install` (which steps it into the core).
 
 import type { ConfState, NodeId } from "../raft/index.ts";
+import { assert } from "./assert.ts";
 import { type CatchUpFrame, CatchUpKind, chunkCrc, encodeCatchUp, foldCrc } from "./catchup-codec.ts";
 import type { StreamLimits } from "./catchup-sender.ts";
 import type { RuntimeStats } from "./core.ts";
@@ -52,6 +53,8 @@ export class ReceiveSession {
   private corruptFrames = 0;
   private installed = false;
   private ackTimer: NodeJS.Timeout | undefined;
+  /** Dropped when the session ends: a finished session is kept only to answer a re-sent END. */
+  private installer: SnapshotInstaller | undefined;
   private readonly startedAt: number;
   private lastFrameAt: number;
   /** The last NACK sent, so that a burst of frames after a gap asks once. */
@@ -61,13 +64,27 @@ export class ReceiveSession {
     readonly from: NodeId,
     readonly sessionId: number,
     readonly term: number,
-    private readonly installer: SnapshotInstaller,
+    installer: SnapshotInstaller,
     private readonly have: Uint8Array,
     private readonly d: ReceiverDeps,
     private readonly limits: StreamLimits,
   ) {
+    this.installer = installer;
     this.startedAt = d.now();
     this.lastFrameAt = this.startedAt;
+  }
+
+  /** The installer of a session still receiving. */
+  private get live(): SnapshotInstaller {
+    assert(this.installer, "a receiving session has its installer");
+    return this.installer;
+  }
+
+  /** The session is over either way: release what it held. */
+  private release(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.installer = undefined;
   }
 
   get active(): boolean {
@@ -126,10 +143,11 @@ export class ReceiveSession {
     if (this.state !== "receiving") return;
     this.state = "aborted";
     try {
-      this.installer.abort();
+      this.live.abort();
     } catch (e) {
       this.d.log.warn({ err: (e as Error).message }, "aborting the snapshot installer failed");
     }
+    this.release();
     if (tellPeer) this.sendFrame({ kind: CatchUpKind.Abort, sessionId: this.sessionId, reason });
     this.d.log.warn(
       {
@@ -166,7 +184,7 @@ export class ReceiveSession {
       return;
     }
     try {
-      this.installer.write(chunk);
+      this.live.write(chunk);
     } catch (e) {
       this.abort(`the installer refused frame ${seq}: ${(e as Error).message}`, true);
       return;
@@ -183,7 +201,7 @@ export class ReceiveSession {
    * the leader's window then waits for our disk, and memory stays bounded.
    */
   private ackWhenWritten(): void {
-    if (this.installer.backlogBytes() <= MAX_BACKLOG_BYTES) {
+    if (this.live.backlogBytes() <= MAX_BACKLOG_BYTES) {
       this.ack();
       return;
     }
@@ -215,12 +233,13 @@ export class ReceiveSession {
     }
     let token: Uint8Array;
     try {
-      token = this.installer.finish();
+      token = this.live.finish();
     } catch (e) {
       this.abort(`the installer refused the stream: ${(e as Error).message}`, true);
       return;
     }
     this.state = "finished";
+    this.release();
     const ms = Math.max(1, this.d.now() - this.startedAt);
     this.d.log.info(
       {

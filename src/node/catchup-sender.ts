@@ -43,6 +43,31 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
 /** A source's "about maxBytes" chunk larger than this many times chunkBytes is a bug. */
 const MAX_CHUNK_OVERSHOOT = 8;
 
+/**
+ * One rate cap shared by every stream a node sends, re-sends included: the
+ * cap is what the node spends on catch-up, whatever the number of followers.
+ */
+export class StreamPacer {
+  private nextAt = 0;
+
+  constructor(
+    /** 0: no cap. */
+    private readonly bytesPerSecond: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** How long to wait before the next frame may go (<= 0: now). */
+  waitMs(): number {
+    return this.bytesPerSecond > 0 ? this.nextAt - this.now() : 0;
+  }
+
+  /** `bytes` were sent: the next frame waits for them. */
+  charge(bytes: number): void {
+    if (this.bytesPerSecond <= 0) return;
+    this.nextAt = Math.max(this.nextAt, this.now()) + (bytes * 1000) / this.bytesPerSecond;
+  }
+}
+
 /** What a leader's session is opened with, at a drain boundary. */
 export interface OpenedSource {
   source: SnapshotSource;
@@ -63,6 +88,8 @@ export interface SenderDeps {
   /** Whether this node still leads in the session's term. */
   stillLeading(term: number): boolean;
   now(): number;
+  /** The node's rate cap, shared by its streams. */
+  pacer: StreamPacer;
   /** Called once, when the session ends either way. */
   onEnd(session: SendSession, sent: boolean): void;
   stats: RuntimeStats;
@@ -94,8 +121,8 @@ export class SendSession {
   private streamBytes = 0;
   private resentFrames = 0;
   private pumpScheduled = false;
-  /** When the rate cap lets the next DATA frame go (d.now() time). */
-  private nextSendAt = 0;
+  /** The pacer's wait for the next DATA frame, if one is scheduled. */
+  private pumpTimer: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
   private lastProgressAt: number;
   private lastResendAt = 0;
@@ -109,15 +136,6 @@ export class SendSession {
   ) {
     this.startedAt = d.now();
     this.lastProgressAt = this.startedAt;
-  }
-
-  get done(): boolean {
-    return this.state === "done";
-  }
-
-  /** Frames sent and not yet acknowledged (never more than limits.windowFrames). */
-  get unackedFrames(): number {
-    return this.unacked.length;
   }
 
   start(): void {
@@ -183,6 +201,7 @@ export class SendSession {
     if (this.state === "done") return;
     const opened = this.state === "streaming";
     this.state = "done";
+    clearTimeout(this.pumpTimer);
     this.closeSource();
     this.unacked.length = 0;
     if (tellPeer) this.sendFrame({ kind: CatchUpKind.Abort, sessionId: this.sessionId, reason });
@@ -237,8 +256,8 @@ export class SendSession {
       this.pumpScheduled = false;
       this.produceOne();
     };
-    const waitMs = this.nextSendAt - this.d.now();
-    if (waitMs > 1) setTimeout(run, waitMs).unref();
+    const waitMs = this.d.pacer.waitMs();
+    if (waitMs > 1) this.pumpTimer = setTimeout(run, waitMs);
     else setImmediate(run);
   }
 
@@ -279,8 +298,7 @@ export class SendSession {
     assert(this.unacked.length <= this.limits.windowFrames, "the send window holds");
     this.d.stats.snapshotBytesSent += chunk.length;
     this.d.send(frame);
-    const rate = this.limits.maxBytesPerSecond;
-    if (rate > 0) this.nextSendAt = Math.max(this.nextSendAt, this.d.now()) + (chunk.length * 1000) / rate;
+    this.d.pacer.charge(chunk.length);
     this.pump();
   }
 
@@ -305,6 +323,7 @@ export class SendSession {
       if (u.seq < next) continue;
       this.resentFrames++;
       this.d.stats.snapshotBytesSent += u.chunkBytes;
+      this.d.pacer.charge(u.chunkBytes);
       this.d.send(u.frame);
     }
     if (this.endFrame) this.d.send(this.endFrame);
@@ -312,6 +331,7 @@ export class SendSession {
 
   private finish(installed: boolean): void {
     this.state = "done";
+    clearTimeout(this.pumpTimer);
     this.closeSource();
     const ms = Math.max(1, this.d.now() - this.startedAt);
     this.d.stats.snapshotsSent++;

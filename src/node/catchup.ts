@@ -61,6 +61,7 @@ import {
   type OpenedSource,
   SendSession,
   type StreamLimits,
+  StreamPacer,
 } from "./catchup-sender.ts";
 import type { Core } from "./core.ts";
 import { type AddressBook, encodeSnapshot } from "./members.ts";
@@ -108,6 +109,8 @@ interface Hold {
 export class CatchUp {
   private readonly o: CatchUpOptions;
   private readonly now: () => number;
+  /** The rate cap all of this node's streams share. */
+  private readonly pacer: StreamPacer;
   /** Leader: one session per peer; at most o.maxSendingSessions. */
   private readonly sending = new Map<NodeId, SendSession>();
   /** Leader: peers recently served (cooldown) or failed (retry delay); expire after their time. */
@@ -128,6 +131,7 @@ export class CatchUp {
   ) {
     this.o = { ...DEFAULT_CATCHUP_OPTIONS, ...options };
     this.now = d.now ?? (() => performance.now());
+    this.pacer = new StreamPacer(this.o.maxBytesPerSecond, this.now);
     assert(this.o.windowFrames >= 1 && this.o.chunkBytes >= 1, "a stream window of at least one frame");
     assert(this.o.progressTimeoutMs < this.o.abortTimeoutMs, "re-send before aborting");
     assert(this.o.maxSendingSessions >= 1, "at least one sending session");
@@ -179,6 +183,7 @@ export class CatchUp {
         open: (have) => this.openSource(have),
         stillLeading: (term) => !this.stopped && core.role() === Role.Leader && core.term() === term,
         now: this.now,
+        pacer: this.pacer,
         onEnd: (s, sent) => this.sendEnded(s, sent),
         stats: core.stats,
         log: core.log,

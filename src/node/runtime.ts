@@ -270,7 +270,9 @@ export class Runtime<R = unknown> extends EventEmitter<RuntimeEvents<R>> {
     return this.node;
   }
 
+  /** Every input to the core goes through here: after stop() there is none. */
   private act(op: (node: RaftNode) => Ready | null): Ready | null {
+    if (this.stopped) throw new RuntimeError("STOPPED", "node is shutting down");
     const rd = op(this.raft());
     this.enqueue(rd);
     return rd;

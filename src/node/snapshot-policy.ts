@@ -24,6 +24,11 @@ import type { Core } from "./core.ts";
 import { type AddressBook, encodeSnapshot } from "./members.ts";
 import type { DurableStorage } from "./ports.ts";
 
+/** Where the appended-bytes checkpoints are saved (storage meta). */
+const APPENDED_KEY = "appended-bytes";
+/** They are saved with a snapshot, at most this often. */
+const SAVE_INTERVAL_MS = 5_000;
+
 /** Entries removed from the log per drain turn, at most. */
 export const MAX_COMPACT_ENTRIES_PER_TURN = 5_000;
 
@@ -40,7 +45,14 @@ export interface SnapshotPolicyDeps {
   core: Pick<Core, "log" | "stats">;
   storage: Pick<
     DurableStorage,
-    "snapshot" | "createSnapshot" | "compact" | "firstIndex" | "lastIndex" | "initialState"
+    | "snapshot"
+    | "createSnapshot"
+    | "compact"
+    | "firstIndex"
+    | "lastIndex"
+    | "initialState"
+    | "getMeta"
+    | "putMeta"
   >;
   appliedIndex(): number;
   members(): AddressBook;
@@ -53,6 +65,7 @@ export class SnapshotPolicy {
   private readonly appended: AppendedBytes;
   /** The compaction point last computed; slices continue towards it. */
   private compactTarget = 0;
+  private savedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly d: SnapshotPolicyDeps,
@@ -61,7 +74,7 @@ export class SnapshotPolicy {
     assert(o.snapshotEntries >= 1, "snapshotEntries >= 1");
     assert(o.marginEntries >= 0 && o.marginBytes >= 0, "compaction margins >= 0");
     this.snapshotIndex = d.storage.snapshot().metadata.index;
-    this.appended = new AppendedBytes(d.storage.lastIndex());
+    this.appended = AppendedBytes.restore(d.storage.getMeta(APPENDED_KEY), d.storage.lastIndex());
   }
 
   /** Entries written to the log (counted for the byte margin). */
@@ -109,6 +122,11 @@ export class SnapshotPolicy {
     const conf = storage.initialState().confState; // as of the applied index
     storage.createSnapshot(applied, conf, encodeSnapshot(this.d.members(), new Uint8Array()));
     this.snapshotIndex = applied;
+    const now = performance.now();
+    if (now - this.savedAt >= SAVE_INTERVAL_MS) {
+      this.savedAt = now;
+      storage.putMeta(APPENDED_KEY, this.appended.save());
+    }
     this.d.core.stats.snapshotsTaken++;
     this.d.core.log.info({ index: applied, firstIndex: storage.firstIndex() }, "snapshot taken");
   }

@@ -12,6 +12,7 @@ import {
   encodeCatchUp,
   isCatchUpFrame,
 } from "../../src/node/catchup-codec.ts";
+import { StreamPacer } from "../../src/node/catchup-sender.ts";
 import { newRuntimeStats, type RuntimeStats } from "../../src/node/core.ts";
 import { encodeForward, ForwardKind } from "../../src/node/forward.ts";
 import { type AddressBook, decodeSnapshot } from "../../src/node/members.ts";
@@ -383,6 +384,21 @@ describe("snapshot streams", () => {
     follower.sm.installers[0]!.backlog = 0;
     await until("the stream is installed", () => follower.stepped.length === 1, 10_000);
     expect(follower.sm.installers[0]!.written.length).toBe(12);
+  });
+
+  it("one pacer holds the node's cap, whatever the number of streams charging it", () => {
+    let now = 1000;
+    const pacer = new StreamPacer(1024 * 1024, () => now); // 1 MiB/s
+    expect(pacer.waitMs()).toBeLessThanOrEqual(0);
+    pacer.charge(512 * 1024); // stream A
+    pacer.charge(512 * 1024); // stream B (or a re-send)
+    expect(pacer.waitMs()).toBeCloseTo(1000);
+    now += 400;
+    expect(pacer.waitMs()).toBeCloseTo(600);
+    now += 5000; // idle time is not saved up as a burst
+    pacer.charge(1024 * 1024);
+    expect(pacer.waitMs()).toBeCloseTo(1000);
+    expect(new StreamPacer(0, () => now).waitMs()).toBe(0);
   });
 
   it("sends no faster than its rate cap", async () => {

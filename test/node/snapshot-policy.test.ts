@@ -24,9 +24,19 @@ function entries(from: number, to: number, bytes = 8): Entry[] {
   return out;
 }
 
+/** MemoryStorage with the runtime's small records (getMeta/putMeta). */
+class MetaStorage extends MemoryStorage {
+  readonly meta = new Map<string, Uint8Array>();
+  getMeta(key: string): Uint8Array | undefined {
+    return this.meta.get(key);
+  }
+  putMeta(key: string, value: Uint8Array): void {
+    this.meta.set(key, value.slice());
+  }
+}
+
 /** A storage holding `before` entries written before the policy started, and the policy. */
-function setup(o: Partial<SnapshotPolicyOptions>, before = 0) {
-  const storage = new MemoryStorage([1]);
+function setup(o: Partial<SnapshotPolicyOptions>, before = 0, storage = new MetaStorage([1])) {
   if (before > 0) storage.append(entries(1, before));
   const state = { applied: 0, floor: Number.POSITIVE_INFINITY };
   const stats = newRuntimeStats();
@@ -137,7 +147,26 @@ describe("snapshot policy", () => {
     expect(storage.firstIndex()).toBeGreaterThan(70);
   });
 
-  it("counts only the bytes appended since it started: history before a restart is unknown", () => {
+  it("after a restart, knows the bytes of the log saved with its snapshots (an old log is compacted without waiting for a new margin)", () => {
+    const margin = 2 * 1024 * 1024;
+    const first = setup({ snapshotEntries: 10, marginBytes: margin });
+    first.append(entries(1, 30, 100 * 1024)); // ~3 MiB
+    first.state.applied = 30;
+    boundariesUntilIdle(first.policy);
+    const compactedBefore = first.storage.firstIndex();
+    // A restart: a new policy on the same storage, entries 31-40 written after the last save.
+    first.storage.append(entries(31, 40, 100 * 1024));
+    const again = setup({ snapshotEntries: 10, marginBytes: margin }, 0, first.storage);
+    again.append(entries(41, 45, 100 * 1024)); // ~0.5 MiB since the restart: not a margin alone
+    again.state.applied = 45;
+    boundariesUntilIdle(again.policy);
+    expect(again.storage.firstIndex()).toBeGreaterThan(compactedBefore);
+    // Entries written after the save count as nothing: the margin holds by what is known.
+    const known = (30 - (again.storage.firstIndex() - 1) + 5) * 100 * 1024;
+    expect(known).toBeGreaterThanOrEqual(margin);
+  });
+
+  it("counts only the bytes appended since it started when nothing was saved: history before is unknown", () => {
     const margin = 2 * 1024 * 1024;
     const { storage, state, policy, append } = setup({ snapshotEntries: 10, marginBytes: margin }, 1_000);
     append(entries(1_001, 1_010, 100 * 1024)); // ~1 MiB since the start: not enough
