@@ -30,9 +30,9 @@
 import { crc32 } from "node:zlib";
 import { LIMITS, type RecordIn, type StoredRecord } from "./types.ts";
 
-export const BATCH_VERSION = 1;
-export const BATCH_HEADER_BYTES = 40;
-export const BATCH_KEY_BYTES = 16;
+const BATCH_VERSION = 1;
+const BATCH_HEADER_BYTES = 40;
+const BATCH_KEY_BYTES = 16;
 /** Fixed bytes of a record besides key, value and headers. */
 const RECORD_FIXED_BYTES = 4 + 4 + 1 + 4 + 4 + 4;
 const TWO32 = 0x1_0000_0000;
@@ -80,7 +80,7 @@ export function parseBatchKey(k: Uint8Array): BatchKey {
 // ---- records (the payload) --------------------------------------------------------
 
 /** Encoded size of one record in a batch payload. */
-export function recordSize(r: RecordIn): number {
+function recordSize(r: RecordIn): number {
   let n = RECORD_FIXED_BYTES + r.value.length;
   if (r.key !== null) n += Buffer.byteLength(r.key);
   for (const name in r.headers) n += 8 + Buffer.byteLength(name) + Buffer.byteLength(r.headers[name]!);

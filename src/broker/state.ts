@@ -89,7 +89,7 @@ const fail = (code: BrokerErrorCode, message: string, extra?: Record<string, unk
   extra ? { ok: false, code, message, extra } : { ok: false, code, message };
 
 /** The store's format: 2 = record batches (1 was one key per record). */
-export const BROKER_FORMAT = 2;
+const BROKER_FORMAT = 2;
 
 export const partKey = (id: number, p: number) => `${id}/${p}`;
 const idemKey = (topic: string, key: string) => `${topic}\u0000${key}`;
@@ -102,7 +102,7 @@ export interface FoundBatch {
 }
 
 /** A batch written but not yet committed: reads find it here. */
-interface OverlayEntry extends FoundBatch {}
+type OverlayEntry = FoundBatch;
 
 export interface BrokerEvents {
   /** Records were appended: the partition's new end offset. */
