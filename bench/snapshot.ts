@@ -10,11 +10,12 @@
 //    node (scraped every second: prom-client resets the histogram on each
 //    scrape), term / elections / leader before and after, and how long the
 //    follower took to answer /readyz 200 and to apply the leader's applied index.
-//    --empty-restart wipe (the default) restarts it with the same flags;
-//    --empty-restart rejoin removes it from the membership and adds it back (same
-//    id and addresses) first, since the Raft core never sends anything to a voter
-//    whose log is shorter than what it acknowledged: a wiped one is reported stuck,
-//    and leadership is then moved to the other follower so that the run goes on.
+//    --empty-restart rejoin (the default) removes it from the membership and adds
+//    it back (same id and addresses) first, as an operator replaces a node whose
+//    disk was lost: the Raft core never sends anything to a voter whose log is
+//    shorter than what it acknowledged. --empty-restart wipe restarts it with the
+//    same flags only: it is then reported stuck, and leadership is moved to the
+//    other follower so that the run goes on.
 // 2. Memory does not grow with data: each node's RssAnon at --max-records/10,
 //    --records and --max-records records, and the max seen over the whole run.
 // 3. Catch-up sends the gap: a follower stopped (data kept) while --gap-records
@@ -102,7 +103,7 @@ const TOPIC = "snap";
  * adds it back as a voter (same id and addresses) before starting it with --join,
  * so that the leader tracks it afresh.
  */
-const EMPTY_MODE = args.extra.get("empty-restart") ?? "wipe";
+const EMPTY_MODE = args.extra.get("empty-restart") ?? "rejoin";
 if (EMPTY_MODE !== "wipe" && EMPTY_MODE !== "rejoin")
   throw new Error(`--empty-restart: wipe or rejoin, got "${EMPTY_MODE}"`);
 /**
