@@ -1,4 +1,5 @@
-// `npm run test:faults -- [--minutes N] [--seed N] [--nodes N] [--hold-ms N] [--json FILE]`
+// `npm run test:faults -- [--minutes N] [--seed N] [--nodes N] [--hold-ms N] [--json FILE]
+//   [--node-args "--compaction-margin-bytes 4194304"]` (flags for every node)
 // Without --minutes: the short schedule (each fault once, then a membership
 // change). With it: the short schedule, then randomised fault mixes until the
 // time is up. Exits 1 when the checker finds an anomaly.
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "5" },
     "hold-ms": { type: "string", default: "5000" },
     json: { type: "string" },
+    "node-args": { type: "string", default: "" },
   },
 });
 
@@ -27,6 +29,7 @@ const report = await runFaults({
   nodes: Number(values.nodes),
   minutes: Number(values.minutes),
   holdMs: Number(values["hold-ms"]),
+  nodeArgs: (values["node-args"] ?? "").split(/\s+/).filter((a) => a.length > 0),
   log: (l) => console.log(`${stamp()} ${l}`),
 });
 console.log(summarize(report));

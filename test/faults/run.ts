@@ -24,6 +24,8 @@ export interface RunOptions {
   minutes: number;
   /** How long each fault is held (short mode), in ms. */
   holdMs?: number;
+  /** Extra `raftbus node` flags for every node (e.g. a smaller compaction margin). */
+  nodeArgs?: string[];
   producers?: number;
   log?: (line: string) => void;
 }
@@ -91,7 +93,7 @@ export async function runFaults(o: RunOptions): Promise<RunReport> {
   const schedRng = new Prng(o.seed);
   const loadRng = new Prng(o.seed ^ 0x5bd1e995);
   const t0 = Date.now();
-  const c = await FaultCluster.create(o.nodes);
+  const c = await FaultCluster.create(o.nodes, o.nodeArgs ?? []);
   const processFailures: string[] = [];
   const warnings: string[] = [];
   const ctx: FaultContext = { c, rng: schedRng, log, processFailure: (e) => processFailures.push(e) };
