@@ -51,8 +51,6 @@ export { RuntimeError, type RuntimeErrorCode } from "./runtime-error.ts";
 /** Readies queued behind an in-flight write before peer messages are dropped. */
 const MAX_QUEUED_READIES = 10_000;
 /** Tasks waiting for the next drain boundary (catch-up opens one per stream). */
-/** Bytes of entries persisted and applied per drain batch, at most (one Ready may exceed it). */
-const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 const MAX_BOUNDARY_TASKS = 64;
 /** A group-commit fsync at least this long is logged as a warning. */
 const SLOW_SYNC_SECONDS = 0.1;
@@ -231,8 +229,6 @@ export class Runtime<R = unknown> extends EventEmitter<RuntimeEvents<R>> {
     this.node = new RaftNode({
       electionTick: 10,
       heartbeatTick: 2,
-      // Applying is event-loop work: hand it out in slices (see takeBatch).
-      maxCommittedBytesPerReady: MAX_BATCH_BYTES,
       ...this.o.raft,
       id: this.id,
       peers: voters,
@@ -347,29 +343,10 @@ export class Runtime<R = unknown> extends EventEmitter<RuntimeEvents<R>> {
     return this.boundaryTasks.length > 0 || (!this.stopped && this.s.snapshots.hasWork());
   }
 
-  /**
-   * The Readies of the next batch, in order: as many as are queued, up to
-   * MAX_BATCH_BYTES of entries to persist and apply (always at least one), so
-   * that a follower catching up on a long backlog spreads it over turns of the
-   * event loop instead of applying it in one.
-   */
-  private takeBatch(): Ready[] {
-    let bytes = 0;
-    let n = 0;
-    while (n < this.readyQueue.length) {
-      const rd = this.readyQueue[n]!;
-      for (const e of rd.entries) bytes += e.data.length;
-      for (const e of rd.committedEntries) bytes += e.data.length;
-      n++;
-      if (bytes >= MAX_BATCH_BYTES) break;
-    }
-    return this.readyQueue.splice(0, n);
-  }
-
   private async drain(): Promise<void> {
     try {
       while (this.readyQueue.length > 0 || this.hasBoundaryWork()) {
-        if (this.readyQueue.length > 0) await this.handleBatch(this.takeBatch());
+        if (this.readyQueue.length > 0) await this.handleBatch(this.readyQueue.splice(0));
         await this.boundary();
         // Let timers, sockets and proposals in before the next batch.
         await new Promise<void>((r) => setImmediate(r));
